@@ -1,0 +1,18 @@
+"""mqar_theory: the theory of recall in efficient language models, made executable.
+
+Companion to *Zoology: Measuring and Improving Recall in Efficient Language Models*
+(Arora, Eyuboglu et al., arXiv 2312.04927, ICLR 2024).
+
+    from mqar_theory.data import MQARConfig, make_mqar, mqar_oracle
+    from mqar_theory.mixers import MIXERS, BaseConv, Attention
+    from mqar_theory.model import LanguageModel
+    from mqar_theory.train import train, evaluate, run_mqar
+    from mqar_theory import constructions, bounds
+"""
+
+from . import bounds, constructions
+from .data import MQARConfig, MQARData, make_ar, make_mqar, mqar_oracle
+
+__version__ = "0.1.0"
+
+__all__ = ["bounds", "constructions", "MQARConfig", "MQARData", "make_ar", "make_mqar", "mqar_oracle", "__version__"]

@@ -1,0 +1,125 @@
+"""What every hand-set construction shares: the ``Construction`` interface and the reference answer.
+
+A construction is a ``torch.nn.Module`` whose parameters are set by hand (``requires_grad=False``)
+so that it solves MQAR exactly; ``.double()`` / ``.to("cuda")`` move them as torch does.
+
+Answer convention (our decision, documented here once). ``predict(tokens)`` returns at every
+position i the token x[j+1] that followed the first earlier occurrence j < i of x[i] *when x[i] is a
+key token* (Algorithm 1's vocabulary split: keys are [1, c/2)), and -1 everywhere else. Filler 0 and
+value tokens are never queries in Algorithm 1, so a construction may ignore them. This is
+``mqar_oracle`` restricted to key-token positions (``expected_answers``); at the labelled positions
+of ``make_mqar`` it is the label. It is exact for sequences with a consistent dictionary (each key
+token's earlier occurrences all followed by the same token), which every ``make_mqar`` sequence with
+``random_non_queries=False`` (the paper's setting) satisfies; random filler can repeat a key before
+its query with another successor, which makes Definition 3.1 ambiguous (paper.md §2.5, erratum 5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data import mqar_oracle
+
+__all__ = ["Construction", "expected_answers", "check_vocab_seq", "frozen"]
+
+
+def check_vocab_seq(vocab_size, seq_len) -> None:
+    """ValueError unless vocab_size is an even int >= 4 and seq_len an int >= 4."""
+    if not (isinstance(vocab_size, int) and not isinstance(vocab_size, bool) and vocab_size >= 4):
+        raise ValueError(f"vocab_size={vocab_size!r}: must be an integer >= 4")
+    if vocab_size % 2:
+        raise ValueError(f"vocab_size={vocab_size!r}: must be even (keys [1, c/2), values [c/2, c))")
+    if not (isinstance(seq_len, int) and not isinstance(seq_len, bool) and seq_len >= 4):
+        raise ValueError(f"seq_len={seq_len!r}: must be an integer >= 4")
+
+
+def frozen(t: torch.Tensor) -> nn.Parameter:
+    """A hand-set weight: a parameter that training would not touch."""
+    return nn.Parameter(t, requires_grad=False)
+
+
+def expected_answers(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """The reference for ``predict``: ``mqar_oracle`` at key-token positions, -1 elsewhere."""
+    tokens = torch.as_tensor(tokens)
+    ans = mqar_oracle(tokens.cpu())
+    is_key = (tokens.cpu() >= 1) & (tokens.cpu() < vocab_size // 2)
+    return torch.where(is_key, ans, torch.full_like(ans, -1))
+
+
+class Construction(nn.Module):
+    """Base class. Subclasses set ``name``, ``theorem``, build their weights and implement
+    ``forward(tokens) -> scores`` and ``predict(tokens) -> LongTensor (B, N)``; they may override
+    ``margin``.
+
+    Reported sizes (what the paper's bounds count):
+      * ``num_parameters``: the stored hand-set weights (every ``nn.Parameter``); each subclass's
+        docstring says which tensors these are;
+      * ``num_fixed``: fixed tables (token codes, positional biases/masks), stored as buffers and
+        reported separately;
+      * ``num_layers``: mixer layers; ``width``: the model dimension d of the stream.
+    """
+
+    name: str = "construction"
+    theorem: str = ""
+
+    def __init__(self, vocab_size: int, seq_len: int):
+        super().__init__()
+        check_vocab_seq(vocab_size, seq_len)
+        self.vocab_size, self.seq_len = vocab_size, seq_len
+
+    # --- sizes -------------------------------------------------------------------------------
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def num_fixed(self) -> int:
+        return sum(b.numel() for b in self.buffers())
+
+    num_layers: int = 0
+    width: int = 0
+
+    # --- interface ---------------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        p = next(self.parameters(), None)
+        return p.dtype if p is not None else torch.get_default_dtype()
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def check_tokens(self, tokens) -> torch.Tensor:
+        """(N,) or (B, N) integer tokens in [0, c) with N <= seq_len -> (B, N) on the module's device."""
+        t = torch.as_tensor(tokens, device=self.device)
+        if t.dim() == 1:
+            t = t[None]
+        if t.dim() != 2 or t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ValueError(f"tokens: must be an integer tensor of shape (N,) or (B, N), got {tuple(t.shape)}")
+        if t.shape[1] > self.seq_len:
+            raise ValueError(f"tokens: length {t.shape[1]} exceeds the seq_len={self.seq_len} it was built for")
+        if t.numel() and (t.min() < 0 or t.max() >= self.vocab_size):
+            raise ValueError(f"tokens: must lie in [0, vocab_size={self.vocab_size})")
+        return t.long()
+
+    def predict(self, tokens) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def margin(self, tokens) -> torch.Tensor:
+        """(B, N) decision margin at every position (> 0 means the decision is robust); subclasses say
+        in which units. The default has none."""
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        return {
+            "construction": self.name,
+            "theorem": self.theorem,
+            "c": self.vocab_size,
+            "N": self.seq_len,
+            "params": self.num_parameters,
+            "fixed": self.num_fixed,
+            "layers": self.num_layers,
+            "width": self.width,
+        }

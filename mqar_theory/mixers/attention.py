@@ -1,0 +1,58 @@
+"""Causal softmax multi-head attention (the mixer of the paper's experiments), with a naive reference.
+
+    Q, K, V = u W_qkv (+ bias);   A = softmax(Q Kᵀ / sqrt(d_head) + causal mask);   y = (A V) W_o
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Attention"]
+
+
+class Attention(nn.Module):
+    """``Attention(d_model, seq_len, num_heads=1)``: causal softmax MHA, (B, N, d) -> (B, N, d).
+
+    ``seq_len`` is accepted for the registry's uniform signature; attention has no length-dependent
+    weights (the model adds learned positions for it, as the paper's Figure 2 runs do).
+    """
+
+    uses_positions = True  # LanguageModel adds learned absolute positions for this mixer
+
+    def __init__(self, d_model: int, seq_len: int, num_heads: int = 1, bias: bool = True):
+        super().__init__()
+        if not (isinstance(d_model, int) and d_model >= 1):
+            raise ValueError(f"d_model={d_model!r}: must be an integer >= 1")
+        if not (isinstance(num_heads, int) and num_heads >= 1 and d_model % num_heads == 0):
+            raise ValueError(f"num_heads={num_heads!r}: must be a positive divisor of d_model={d_model}")
+        self.d_model, self.seq_len, self.num_heads = d_model, seq_len, num_heads
+        self.Wqkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def _heads(self, u):  # (B, N, d) -> 3 x (B, H, N, d/H)
+        B, N, d = u.shape
+        qkv = self.Wqkv(u).view(B, N, 3, self.num_heads, d // self.num_heads)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._heads(u)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, N, dh)
+        return self.out_proj(y.transpose(1, 2).reshape(u.shape))
+
+    def forward_reference(self, u: torch.Tensor) -> torch.Tensor:
+        """Naive loop over query positions, with an explicit softmax over j <= i."""
+        q, k, v = self._heads(u)
+        B, H, N, dh = q.shape
+        y = torch.zeros_like(q)
+        for i in range(N):
+            s = (q[:, :, i : i + 1] @ k[:, :, : i + 1].transpose(-1, -2)) / math.sqrt(dh)  # (B, H, 1, i+1)
+            p = torch.exp(s - s.amax(-1, keepdim=True))
+            y[:, :, i : i + 1] = (p / p.sum(-1, keepdim=True)) @ v[:, :, : i + 1]
+        return self.out_proj(y.transpose(1, 2).reshape(u.shape))
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, num_heads={self.num_heads}"

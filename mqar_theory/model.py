@@ -1,0 +1,289 @@
+"""The trainable language model of the paper's experiments: embedding, mixer blocks, head.
+
+    x = E[tokens] (+ P[positions])                          # (B, N, d)
+    for each layer l:   x = x + mixer_l(LN(x))              # sequence mixer, pre-norm residual
+                        x = x + MLP_l(LN(x))                # optional state mixer (``mlp``)
+    logits = LN(x) E^T   (tied head; or an untied Linear)   # (B, N, c)
+
+Decisions (where the official code, zoology-code.md §2.1, differs or is silent):
+
+* **Mixer**: chosen by name from ``mqar_theory.mixers.MIXERS`` (constructor ``f(d_model, seq_len, **kw)``);
+  ``mixer`` may also be a list of names, cycled over the layers (layer l uses ``mixer[l % len]``), for
+  hybrids such as BaseConv + attention.
+* **Per-layer kwargs**: ``mixer_kwargs`` is one dict for every layer, or a list of dicts cycled the same
+  way, e.g. Fig. 2's BaseConv kernel sizes [3, -1] are ``[{"kernel_size": 3}, {"kernel_size": None}]``
+  (``BASECONV_FIG2_KWARGS``); with ``n_layers=4`` that gives the ICLR-era [3, -1, 3, -1].
+* **Positions**: learned absolute position embeddings P (seq_len x d) are added when some layer's mixer
+  class sets ``uses_positions = True`` (Attention does; Fig. 2 gives attention
+  ``max_position_embeddings = L`` and the other mixers none). ``positions=True/False`` forces it.
+* **Blocks**: pre-norm with residuals. With ``mlp=False`` (Fig. 2's ``state_mixer = Identity``) the block is
+  ``x + mixer(LN(x))`` only: the official block also adds ``LN2(x)`` to the stream in that case (an extra
+  normalised skip, an artefact of its flash-attn style residual bookkeeping); we do not reproduce it.
+  ``mlp=m`` (an int >= 1, or True for 4) adds a GELU MLP d -> m*d -> d after the mixer.
+* **Head**: tied to the token embedding (logits = h E^T, no bias) by default, as in the official code;
+  ``tie_weights=False`` gives an untied ``Linear(d, c, bias=False)``. No vocabulary padding.
+* **Init**: as the official ``_init_weights``: every ``nn.Linear`` (including those inside mixers, e.g.
+  attention's ``Wqkv``) and ``nn.Embedding`` weight ~ N(0, ``init_std``), biases 0; output projections
+  (names ending ``out_proj.weight`` or ``mlp.fc2.weight``) ~ N(0, init_std / sqrt(2 n_layers)). Mixer
+  parameters that are not ``nn.Linear`` (BaseConv's W, b1, b2, h; LinearBiasAttention's weights) keep the
+  mixer's own documented init.
+* **Dropout**: one embedding dropout ``dropout`` (default 0; the official runs use 0.1).
+
+``forward(inputs)`` returns logits (B, n, c) for inputs of any length n <= seq_len. ``forward(inputs,
+labels)`` computes the head only at labelled positions (labels != -100), the expensive part at large c
+(zoology-code.md §7.2), and returns ``LMOutput(loss, logits, targets)``: the mean cross-entropy over the
+labelled positions, the (M, c) logits at those positions in row-major order (``x[labels != -100]``) and
+their (M,) labels. The model is causal: the output at position i depends only on tokens 0..i.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import IGNORE_INDEX
+from .mixers import MIXERS, get_mixer
+
+__all__ = ["LanguageModel", "LMOutput", "Block", "MLP", "BASECONV_FIG2_KWARGS"]
+
+#: Fig. 2's BaseConv layers alternate a short (k=3) and a long (seq_len taps) filter: kernel_size [3, -1].
+BASECONV_FIG2_KWARGS = ({"kernel_size": 3}, {"kernel_size": None})
+
+
+class LMOutput(NamedTuple):
+    """What ``LanguageModel.forward(inputs, labels)`` returns (unpacks like a tuple)."""
+
+    loss: torch.Tensor  # () mean cross-entropy over labelled positions
+    logits: torch.Tensor  # (M, c) logits at the M labelled positions, row-major order
+    targets: torch.Tensor  # (M,) the labels there
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class MLP(nn.Module):
+    """Position-wise GELU MLP d -> hidden_mult * d -> d (the optional state mixer)."""
+
+    def __init__(self, d_model: int, hidden_mult: int = 4):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, hidden_mult * d_model)
+        self.fc2 = nn.Linear(hidden_mult * d_model, d_model)
+
+    def forward(self, x):  # (B, N, d) -> (B, N, d)
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm block: x + mixer(LN(x)), then x + MLP(LN(x)) when an MLP is present."""
+
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_mult: int | None, eps: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model, eps=eps)
+        self.mixer = mixer
+        self.norm2 = nn.LayerNorm(d_model, eps=eps) if mlp_mult else None
+        self.mlp = MLP(d_model, mlp_mult) if mlp_mult else None
+
+    def forward(self, x):  # (B, N, d) -> (B, N, d)
+        x = x + self.mixer(self.norm1(x))
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
+
+def _per_layer(value, n_layers: int, name: str, kind) -> list:
+    """A single value for every layer, or a non-empty list/tuple cycled over the layers."""
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0 or len(value) > n_layers:
+            raise ValueError(f"{name}={value!r}: a list needs 1..n_layers={n_layers} entries (it is cycled)")
+        items = list(value)
+    else:
+        items = [value]
+    for v in items:
+        if not isinstance(v, kind):
+            raise ValueError(f"{name}={value!r}: entries must be {kind.__name__}")
+    return [items[i % len(items)] for i in range(n_layers)]
+
+
+class LanguageModel(nn.Module):
+    """``LanguageModel(vocab_size, d_model, seq_len, n_layers=2, mixer="attention", ...)``; see the module
+    docstring for the architecture and decisions.
+
+    Args:
+        vocab_size: c, number of tokens (>= 2).
+        d_model: d, width of the residual stream (>= 1).
+        seq_len: N, the longest input (sizes the position embedding and position-dependent mixers).
+        n_layers: number of blocks (>= 1).
+        mixer: registry name, or list of names cycled over layers.
+        mixer_kwargs: dict of keyword arguments for every mixer, or a list of dicts cycled over layers.
+        mlp: False/None/0 for no MLP, True for hidden_mult 4, an int m >= 1 for hidden_mult m.
+        positions: None (auto: iff some mixer class has ``uses_positions``), True or False.
+        tie_weights: tie the LM head to the token embedding (default True, as the official code).
+        dropout: embedding dropout probability (default 0.0).
+        init_std: std of the N(0, std) init of Linear and Embedding weights (default 0.02).
+        layer_norm_eps: LayerNorm epsilon (default 1e-5).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int,
+        seq_len: int,
+        n_layers: int = 2,
+        mixer: str | list[str] = "attention",
+        mixer_kwargs: dict | list[dict] | None = None,
+        mlp: bool | int | None = False,
+        positions: bool | None = None,
+        tie_weights: bool = True,
+        dropout: float = 0.0,
+        init_std: float = 0.02,
+        layer_norm_eps: float = 1e-5,
+    ):
+        super().__init__()
+        if not (_is_int(vocab_size) and vocab_size >= 2):
+            raise ValueError(f"vocab_size={vocab_size!r}: must be an integer >= 2")
+        if not (_is_int(d_model) and d_model >= 1):
+            raise ValueError(f"d_model={d_model!r}: must be an integer >= 1")
+        if not (_is_int(seq_len) and seq_len >= 1):
+            raise ValueError(f"seq_len={seq_len!r}: must be an integer >= 1")
+        if not (_is_int(n_layers) and n_layers >= 1):
+            raise ValueError(f"n_layers={n_layers!r}: must be an integer >= 1")
+        mixers = _per_layer(mixer, n_layers, "mixer", str)
+        for name in mixers:
+            if name not in MIXERS:
+                raise ValueError(f"mixer={name!r}: unknown; registered mixers are {sorted(MIXERS)}")
+        kwargs = _per_layer({} if mixer_kwargs is None else mixer_kwargs, n_layers, "mixer_kwargs", dict)
+        if mlp is None or mlp is False:
+            mlp_mult = None
+        elif mlp is True:
+            mlp_mult = 4
+        elif _is_int(mlp) and mlp >= 0:
+            mlp_mult = mlp or None
+        else:
+            raise ValueError(f"mlp={mlp!r}: must be False/None (no MLP), True (hidden_mult 4) or an int >= 0")
+        if positions is not None and not isinstance(positions, bool):
+            raise ValueError(f"positions={positions!r}: must be None (auto), True or False")
+        if positions is None:
+            positions = any(getattr(MIXERS[name], "uses_positions", False) for name in mixers)
+        if not isinstance(tie_weights, bool):
+            raise ValueError(f"tie_weights={tie_weights!r}: must be a bool")
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout={dropout!r}: must be a number in [0, 1)")
+        if not (isinstance(init_std, (int, float)) and init_std > 0):
+            raise ValueError(f"init_std={init_std!r}: must be a number > 0")
+
+        self.vocab_size, self.d_model, self.seq_len, self.n_layers = vocab_size, d_model, seq_len, n_layers
+        self.mixer_names = mixers
+        self.config = dict(
+            vocab_size=vocab_size, d_model=d_model, seq_len=seq_len, n_layers=n_layers,
+            mixer=mixer if isinstance(mixer, str) else list(mixer),
+            mixer_kwargs=[dict(k) for k in kwargs], mlp=mlp_mult or False, positions=positions,
+            tie_weights=tie_weights, dropout=float(dropout), init_std=float(init_std),
+            layer_norm_eps=float(layer_norm_eps),
+        )  # fmt: skip
+
+        self.embedding = nn.Embedding(vocab_size, d_model)  # E: (c, d)
+        self.position = nn.Embedding(seq_len, d_model) if positions else None  # P: (N, d)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            Block(get_mixer(name, d_model, seq_len, **kw), d_model, mlp_mult, layer_norm_eps)
+            for name, kw in zip(mixers, kwargs, strict=True)
+        )
+        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.lm_head = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
+        self._init_weights(init_std)
+
+    def _init_weights(self, std: float) -> None:
+        out_std = std / math.sqrt(2 * self.n_layers)
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear):
+                last = name.rsplit(".", 1)[-1]
+                scaled = last == "out_proj" or name.endswith("mlp.fc2")
+                nn.init.normal_(m.weight, 0.0, out_std if scaled else std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, 0.0, std)
+
+    # --- sizes ---------------------------------------------------------------------------------
+    def num_parameters(self, include_embeddings: bool = True) -> int:
+        """Trainable parameters; ``include_embeddings=False`` leaves out E and P (an untied head stays)."""
+        total = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        if not include_embeddings:
+            total -= self.embedding.weight.numel()
+            if self.position is not None:
+                total -= self.position.weight.numel()
+        return total
+
+    # --- forward -------------------------------------------------------------------------------
+    def _check_inputs(self, inputs) -> None:
+        if not isinstance(inputs, torch.Tensor):
+            raise ValueError(f"inputs: must be a torch.Tensor of token ids, got {type(inputs).__name__}")
+        if inputs.dtype.is_floating_point or inputs.dtype.is_complex or inputs.dtype == torch.bool:
+            raise ValueError(f"inputs: must be an integer tensor of token ids, got dtype {inputs.dtype}")
+        if inputs.dim() != 2:
+            raise ValueError(f"inputs: must have shape (B, N), got {tuple(inputs.shape)}")
+        B, n = inputs.shape
+        if B < 1 or not 1 <= n <= self.seq_len:
+            raise ValueError(
+                f"inputs: shape {tuple(inputs.shape)} needs B >= 1 and 1 <= N <= seq_len={self.seq_len}"
+            )
+        lo, hi = int(inputs.min()), int(inputs.max())
+        if lo < 0 or hi >= self.vocab_size:
+            raise ValueError(
+                f"inputs: token ids must lie in [0, vocab_size={self.vocab_size}), got [{lo}, {hi}]"
+            )
+
+    def _check_labels(self, labels, inputs) -> torch.Tensor:
+        if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype.is_complex \
+                or labels.dtype == torch.bool:
+            raise ValueError("labels: must be an integer torch.Tensor (a token id or -100 per position)")
+        if labels.shape != inputs.shape:
+            raise ValueError(f"labels: shape {tuple(labels.shape)} must equal inputs' {tuple(inputs.shape)}")
+        mask = labels != IGNORE_INDEX  # (B, N)
+        if not bool(mask.any()):
+            raise ValueError("labels: has no labelled position (every entry is -100)")
+        targets = labels[mask]
+        if int(targets.min()) < 0 or int(targets.max()) >= self.vocab_size:
+            raise ValueError(
+                f"labels: entries must be -100 or token ids in [0, vocab_size={self.vocab_size})"
+            )
+        return mask
+
+    def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Final normalised hidden states (B, n, d), before the head. Validates ``inputs``."""
+        self._check_inputs(inputs)
+        return self._hidden(inputs)
+
+    def _hidden(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(inputs)  # (B, n, d)
+        if self.position is not None:
+            x = x + self.position.weight[: inputs.shape[1]]  # (n, d) broadcast over B
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x)  # (B, n, d)
+        return self.norm(x)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., d) -> (..., c) logits."""
+        return h @ self.embedding.weight.T if self.lm_head is None else self.lm_head(h)
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None):
+        """Logits (B, n, c) without labels; ``LMOutput(loss, logits (M, c), targets (M,))`` with labels."""
+        if labels is None:
+            return self.head(self.hidden(inputs))  # (B, n, c)
+        self._check_inputs(inputs)
+        mask = self._check_labels(labels, inputs)  # (B, n)
+        h = self._hidden(inputs)[mask]  # (M, d): only the labelled positions reach the head
+        logits = self.head(h)  # (M, c)
+        targets = labels[mask].long()  # (M,)
+        return LMOutput(F.cross_entropy(logits, targets), logits, targets)
+
+    def extra_repr(self) -> str:
+        return (f"vocab_size={self.vocab_size}, d_model={self.d_model}, seq_len={self.seq_len}, "
+                f"mixers={self.mixer_names}, positions={self.position is not None}, "
+                f"tied={self.lm_head is None}")

@@ -1,0 +1,50 @@
+"""The one figure helper: ``savefig(fig, name)`` writes ``<name>.png`` and ``<name>.pdf``.
+
+File contents are deterministic for the same figure: PNG and PDF metadata that would change from
+run to run (software version, creation date) are dropped, and SVG hashes salted. Colours per mixer
+are fixed so every figure of the project speaks the same language.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["savefig", "MIXER_COLORS", "set_style", "default_fig_dir"]
+
+MIXER_COLORS = {
+    "attention": "#0072B2",
+    "baseconv": "#D55E00",
+    "baseconv_input_dependent": "#009E73",
+    "attention_h27": "#56B4E9",
+    "attention_softmax": "#0072B2",
+    "baseconv_data_independent": "#D55E00",
+    "hybrid": "#CC79A7",
+}
+
+
+def default_fig_dir() -> Path:
+    """``$MQAR_FIG_DIR`` if set, else ``figures/`` at the repository root."""
+    env = os.environ.get("MQAR_FIG_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "figures"
+
+
+def set_style() -> None:
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
+    mpl.rcParams["svg.hashsalt"] = "mqar"
+    mpl.rcParams["pdf.fonttype"] = 42
+
+
+def savefig(fig, name: str, fig_dir: str | os.PathLike | None = None, dpi: int = 150) -> list[Path]:
+    """Save ``fig`` as PNG and PDF under ``fig_dir`` (default: ``default_fig_dir()``); returns the paths."""
+    if not name or "/" in name or name.endswith((".png", ".pdf")):
+        raise ValueError(f"name={name!r}: must be a bare file stem such as 'mqar_example'")
+    out = Path(fig_dir) if fig_dir is not None else default_fig_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"Creator": None, "Producer": None, "CreationDate": None})
+    return paths

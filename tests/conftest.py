@@ -1,0 +1,52 @@
+"""Shared test helpers.
+
+``all_mqar_sequences(c, N)`` enumerates every sequence ``make_mqar`` could produce for vocab_size c
+and length N (filler 0), so the hand-set constructions can be checked exhaustively on tiny domains.
+Import it with ``from conftest import all_mqar_sequences`` or through the ``mqar_sequences`` fixture.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+
+def all_mqar_sequences(c: int, N: int) -> torch.Tensor:
+    """Every make_mqar-shaped sequence of length N over c tokens, as a LongTensor (M, N).
+
+    Shape (Algorithm 1 as ``make_mqar`` lays it out, filler 0): for every number of pairs K >= 1,
+    every ordered choice of K distinct keys from [1, c/2) and of K distinct values from [c/2, c)
+    (context ``k1 v1 .. kK vK`` in positions 0 .. 2K-1), and every injective placement of the K
+    queries on the slots 2K + 2g < N (g = 0 .. S-1, S = (N - 2K + 1) // 2, so an odd N is allowed
+    and drops the last unpaired position); each key is queried exactly once. K runs while K <= S
+    and K <= c/2 - 1. Rows are sorted lexicographically, so the order is deterministic.
+    """
+    if not (isinstance(c, int) and c >= 4 and c % 2 == 0):
+        raise ValueError(f"c={c!r}: must be an even integer >= 4")
+    if not (isinstance(N, int) and N >= 1):
+        raise ValueError(f"N={N!r}: must be an integer >= 1")
+    half = c // 2
+    rows = []
+    for K in itertools.count(1):
+        S = (N - 2 * K + 1) // 2  # query slots at positions 2K, 2K+2, ... < N
+        if K > S or K > half - 1:
+            break
+        for keys in itertools.permutations(range(1, half), K):
+            for values in itertools.permutations(range(half, c), K):
+                for slots in itertools.permutations(range(S), K):
+                    row = [0] * N
+                    for j, (k, v, g) in enumerate(zip(keys, values, slots, strict=True)):
+                        row[2 * j], row[2 * j + 1] = k, v
+                        row[2 * K + 2 * g] = k
+                    rows.append(row)
+    if not rows:
+        return torch.zeros(0, N, dtype=torch.long)
+    return torch.tensor(sorted(rows), dtype=torch.long)
+
+
+@pytest.fixture
+def mqar_sequences():
+    """The ``all_mqar_sequences`` function, for tests that prefer a fixture."""
+    return all_mqar_sequences
