@@ -35,8 +35,9 @@ def example_table(data: MQARData, index: int = 0) -> pd.DataFrame:
             "position": range(len(x)),
             "token": x.tolist(),
             "role": roles,
-            "label": [v if v != IGNORE_INDEX else None for v in y.tolist()],
-            "answer (Def 3.1)": [a if r == "query" else None for a, r in zip(ans.tolist(), roles)],
+            "label": pd.array([v if v != IGNORE_INDEX else None for v in y.tolist()], dtype="Int64"),
+            "answer (Def 3.1)": pd.array([a if r == "query" else None for a, r in zip(ans.tolist(), roles)],
+                                         dtype="Int64"),
         }
     ).set_index("position")
 
@@ -60,7 +61,7 @@ def plot_example(data: MQARData, index: int = 0, ax=None):
             j = first[tok]
             ax.add_patch(FancyArrowPatch((i + 0.46, 1.02), (j + 0.46, 1.02), connectionstyle="arc3,rad=0.35",
                                          arrowstyle="->", color=ROLE_COLORS["query"], lw=0.8))
-            ax.text(i + 0.46, -0.12, f"→{tab['label'].iloc[i]:.0f}", ha="center", va="top", fontsize=6)
+            ax.text(i + 0.46, -0.12, f"→{tab['label'].iloc[i]}", ha="center", va="top", fontsize=6)
     ax.set_xlim(-0.2, N + 0.2)
     ax.set_ylim(-0.6, 2.6)
     ax.set_yticks([])

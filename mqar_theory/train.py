@@ -4,7 +4,7 @@ Recipe (the official Zoology trainer, zoology-code.md §3.1, with the difference
 
 * AdamW over all parameters in one group (lr, weight decay 0.1 by default), fp32 (or the model's dtype);
 * a cosine schedule stepped **per optimizer step** (the official one steps per epoch), from ``lr`` down to
-  ``min_lr_ratio * lr`` at the last step, after an optional linear warmup of ``warmup_steps``;
+  ``min_lr_ratio * lr`` at the end, after an optional linear warmup of ``warmup_steps``;
 * the training set is a fixed ``MQARData`` reused every epoch, reshuffled each epoch by a
   ``torch.Generator`` seeded with ``seed`` (fixed data, not fresh data, is what learns at CPU budgets:
   zoology-code.md §7.2); the last batch of an epoch may be smaller;
