@@ -151,71 +151,64 @@ def _tree_counts(m: int) -> tuple[int, int, int]:
 
 def sorting_counts(vocab_size: int, seq_len: int) -> dict:
     """Closed-form sizes of ``baseconv_sorting(vocab_size, seq_len)`` (derived in the module docstring):
-    bits b, P, stages S, tree levels, layers, width, nnz_W, nnz_h, params (= ``num_parameters``),
-    dense_params, fixed."""
+    bits b, P, padded_len N', stages S, tree levels T1, T2, Tb, layers, width, nnz_W (nonzeros of all
+    W), nnz_h (nonzero taps of all h), params (= ``num_parameters``), dense_params, fixed.
+
+    Per layer kind (g = m + r record bits of a sort with m key and r payload bits, st = P + 1 static
+    channels ρ, KEY; "routes" are nonzeros of W): inject 4b + 1; successor + fan-out 6b + 6P + 1 + st
+    routes, 3b taps; per stage fetch 3g + 2m + 1 + st routes, 2g taps; leaf 6m + 3g + st, 2m taps; tree
+    levels (3g + st) each plus the tree's own routes (``_tree_counts``); swap 3g(1 + T) + st; fan-out
+    16m + 9r + 1 + st; the WM mask of the next stage (k', q') costs 1 + [q' < P] routes and
+    [q' < P] taps in the swap, 1 route at tree level 1 if q' < P and 1 carry per later level;
+    look back 9b + 3P + 1 + st, 3b taps; equal-to-previous 6b + P + 1 + st, b taps; eq tree
+    (2b + P + 1 + st) per level plus one route and tap per product (two at the root) and one route per
+    unpaired node; scan a 2b + P + 3 + st, 1 + 2b taps; scan b 4b + P + 3 + st (the last one is sort
+    2's fan-out, 6b + 6P + 4 + st); read-out 3b + 3 routes, 1 tap.
+    """
     c, N = vocab_size, seq_len
     b, P = _bits(c), math.ceil(math.log2(N))
     Np, S = 2**P, P * (P + 1) // 2
-    m1, m2 = b + P, P
-    T1, T2, Tb = _levels(m1), _levels(m2), _levels(b)
+    T1, T2, Tb = _levels(b + P), _levels(P), _levels(b)
     L = S * (T1 + T2 + 8) + Tb + 2 * P + 3
     d = 8 * b + 6 * P + 5
-    st = P + 1  # static channels: ρ, KEY
+    st = P + 1  # static channels: ρ_0 .. ρ_{P-1}, KEY
+    stages = bitonic_stages(P)
 
-    def sort_nnz(m, r, stages_extra_wm):
-        """W and h nonzeros of one sort: m key groups, r payload groups (3 slots each)."""
-        g = m + r  # record groups
+    def sort_nnz(m: int, r: int, after_last):
+        """(routes, taps) of one sort with m key and r payload bits; ``after_last`` the stage whose
+        mask the last swap computes (None: none)."""
+        g = m + r
         tr_routes, tr_taps, T = _tree_counts(m)
-        lt_root = 1 + T  # the root's lt terms
-        nW = nh = 0
-        # F: carry X (g), C, E (2m), WM, statics; Lo, Hi route ρ_k (2g)
-        nW += S * (g + 2 * m + 1 + st + 2 * g)
-        nh += S * 2 * g
-        # leaf: C (3 routes), E (3 routes), carry X, Lo, Hi, statics
-        nW += S * (6 * m + 3 * g + st)
-        nh += S * 2 * m
-        # tree: its routes + carry X, Lo, Hi, statics per level, + WM (set at level 1, carried later)
-        nW += S * (tr_routes + T * (3 * g + st + 1))
-        nh += S * tr_taps
-        # swap: 3 slots per group route every root term; WM: ρ_k' (+ ρ_q'); statics
-        nW += S * (3 * g * lt_root + st) + stages_extra_wm
-        nh += S * 3 * g
+        nW = S * ((3 * g + 2 * m + 1 + st) + (6 * m + 3 * g + st) + tr_routes + T * (3 * g + st)
+                  + (3 * g * (1 + T) + st))
+        nh = S * (2 * g + 2 * m + tr_taps + 3 * g)
+        nW += (S - 1) * (16 * m + 9 * r + 1 + st)  # fan-outs between stages
+        for nq in [*stages[1:], after_last]:  # the mask WM of the next stage
+            if nq is None:
+                continue
+            below_P = int(nq[0] < P)
+            nW += (1 + below_P) + below_P + (T - 1)  # swap; tree level 1; carries at levels 2 .. T
+            nh += below_P
         return nW, nh
 
-    # WM routes in the swap layers: stage σ computes w of σ+1; for the last stage of sort 1 that is
-    # (1, 0) of sort 2 (two routes); sort 2's last stage computes none.
-    nxt = [qk for qk in bitonic_stages(P)[1:]]
-    wm_routes = sum(1 + (q < P) for q, _ in nxt)  # ρ_k' and, unless q' = P, ρ_q'
-    wm_taps = sum(1 for q, _ in nxt if q < P)
-    nW1, nh1 = sort_nnz(m1, b, wm_routes + 2)
-    nh1 += wm_taps + 1
-    nW2, nh2 = sort_nnz(m2, b + 1, wm_routes)
-    nh2 += wm_taps
-    fan1 = (S - 1) * (4 * 3 * m1 + 3 * 3 * b + 1 + st)  # fan-outs of sort 1: 3 sources per output
-    fan2 = (S - 1) * (4 * 3 * m2 + 3 * 3 * (b + 1) + 1 + st)
-    init = (b + 1 + 3 * b) + (3 * b + 4 * b + 4 * P + (b + P) + st + 0)  # layer 0, layer 1 (see docstring)
-    init_h = 3 * b
-    look = (3 * b + 3 + 3 * b + 3 + 3 * P + st + 1) + (4 * b + 2 * b + P + st + 1)  # M1, M2
-    look_h = 3 * b + b
-    eq_routes = eq_taps = 0
+    W1, h1 = sort_nnz(b + P, b, stages[0])
+    W2, h2 = sort_nnz(P, b + 1, None)
+    eqW = eqh = 0
     nodes = b
-    for t in range(1, Tb + 1):  # eq tree: a pair writes one product (two at the root)
+    while nodes > 1:  # eq tree
         pairs, root = nodes // 2, nodes == 2
-        eq_routes += pairs * (2 if root else 1) + (nodes % 2)
-        eq_taps += pairs * (2 if root else 1)
-        eq_routes += b + 2 * b * 0 + (2 * b + P + st + 1) - b  # carry suc X, Lo, pos X, WM, statics
+        eqW += pairs * (2 if root else 1) + nodes % 2 + (2 * b + P + 1 + st)
+        eqh += pairs * (2 if root else 1)
         nodes = (nodes + 1) // 2
-    scan = P * ((1 + 2 * b + 1 + 1 + 2 * b + P + 1 + st) + (4 * b + 2 + P + 1 + st)) - (4 * b + 2 + P + 1 + st)
-    scan_h = P * (1 + 2 * b)
-    fanout2 = 6 * b + 3 + 4 * P + 2 * P + 1 + st  # the last scan b is sort 2's fan-out
-    readout = 3 * b + 3 + 1
-    readout_h = 1
-    nnz_W = init + nW1 + fan1 + look + eq_routes + scan + fanout2 + nW2 + fan2 + readout
-    nnz_h = init_h + nh1 + look_h + eq_taps + scan_h + nh2 + readout_h
-    params = Np * (P + 1) + L * 2 * d + nnz_W + nnz_h
+    nnz_W = ((4 * b + 1) + (6 * b + 6 * P + 1 + st) + W1
+             + (9 * b + 3 * P + 1 + st) + (6 * b + P + 1 + st) + eqW
+             + P * (2 * b + P + 3 + st) + (P - 1) * (4 * b + P + 3 + st) + (6 * b + 6 * P + 4 + st)
+             + W2 + (3 * b + 3))
+    nnz_h = 3 * b + h1 + 3 * b + b + eqh + P * (1 + 2 * b) + h2 + 1
     return {
         "bits": b, "P": P, "padded_len": Np, "stages": S, "T1": T1, "T2": T2, "Tb": Tb,
-        "layers": L, "width": d, "nnz_W": nnz_W, "nnz_h": nnz_h, "params": params,
+        "layers": L, "width": d, "nnz_W": nnz_W, "nnz_h": nnz_h,
+        "params": Np * (P + 1) + L * 2 * d + nnz_W + nnz_h,
         "dense_params": L * (d * d + 3 * Np * d),
         "fixed": c * d + 2 * nnz_W + 2 * nnz_h + (P + 1),
     }
@@ -527,7 +520,7 @@ class BaseConvSorting(Construction):
                 if nq is not None:
                     nq_q, nq_k = nq
                     if nq_q < P:
-                        s.out(WM, {rho[nq_k]: -1.0, rho[nq_q]: -1.0}, b1=1.0, tap=0, h=-2.0, b2=1.0)
+                        s.out(WM, {rho[nq_k]: -1.0, rho[nq_q]: -1.0}, b1=1.0, tap=0, h=2.0, b2=1.0)
                     else:
                         s.out(WM, {rho[nq_k]: -1.0}, b1=1.0, b2=1.0)
                 s.carry(*statics)
