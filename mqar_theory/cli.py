@@ -1,4 +1,4 @@
-"""Command line: ``python -m mqar_theory.cli {notebooks,check-notebooks,strip-notebooks}``.
+"""Command line: ``python -m mqar_theory.cli {notebooks,train,check-notebooks,strip-notebooks}``.
 
 Each command is a thin wrapper over a library function that notebooks and scripts call directly.
 """
@@ -19,6 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--smoke", action="store_true", help="tiny sizes (SMOKE=True)")
     run.add_argument("--device", default=None, help="DEVICE parameter: auto | cpu | cuda")
     run.add_argument("--log-output", action="store_true", help="stream cell output to the terminal")
+    tr = sub.add_parser("train", help="train one model on MQAR (run_mqar) and print its metrics as JSON")
+    tr.add_argument("--mixer", default="attention", help="registered mixer name (see mqar_theory.mixers.MIXERS)")
+    for flag, typ, default in [("--d-model", int, 64), ("--n-layers", int, 2), ("--vocab-size", int, 64),
+                               ("--seq-len", int, 32), ("--num-kv-pairs", int, 4), ("--num-train", int, 4000),
+                               ("--num-test", int, 500), ("--lr", float, 3e-3), ("--init-std", float, 0.1),
+                               ("--epochs", int, 10), ("--batch-size", int, 64), ("--seed", int, 0)]:
+        tr.add_argument(flag, type=typ, default=default)
+    tr.add_argument("--device", default="auto")
     sub.add_parser("check-notebooks", help="exactly one parameters cell and no committed outputs")
     sub.add_parser("strip-notebooks", help="remove outputs and execution counts (keeps tags)")
     args = ap.parse_args(argv)
@@ -35,6 +43,17 @@ def main(argv: list[str] | None = None) -> int:
         except nbs.NotebookFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        return 0
+    if args.cmd == "train":
+        import json
+
+        from .train import run_mqar
+
+        kw = {k: v for k, v in vars(args).items() if k not in ("cmd", "mixer")}
+        record = run_mqar(args.mixer, progress=sys.stderr.isatty(), **kw)
+        keep = ("test_accuracy", "train_accuracy", "steps", "epochs", "stopped_early", "seconds", "device",
+                "num_parameters")
+        print(json.dumps({k: record[k] for k in keep} | {"config": record["config"]}, indent=1, default=str))
         return 0
     if args.cmd == "check-notebooks":
         bad = {p.name: nbs.check_structure(p) for p in nbs.notebook_paths()}

@@ -520,7 +520,7 @@ class BaseConvSorting(Construction):
                 if nq is not None:
                     nq_q, nq_k = nq
                     if nq_q < P:
-                        s.out(WM, {rho[nq_k]: -1.0, rho[nq_q]: -1.0}, b1=1.0, tap=0, h=2.0, b2=1.0)
+                        s.out(WM, {rho[nq_k]: -1.0, rho[nq_q]: -1.0}, b1=1.0, tap=0, h=-2.0, b2=1.0)
                     else:
                         s.out(WM, {rho[nq_k]: -1.0}, b1=1.0, b2=1.0)
                 s.carry(*statics)
