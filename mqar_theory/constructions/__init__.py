@@ -9,6 +9,7 @@ builder                        result                                      size
 ``attention_h27``              Prop 4.3 / H.27: 2 linear-bias layers       54 c² params, width 3c, any N
 ``attention_softmax``          2 softmax layers on binary codes            O(log² c) params, β ~ (ln N)/2
 ``baseconv_data_independent``  BaseConv, one filter per distance           O(N² log c) params, O(log log c) layers
+``baseconv_sorting``           Thm 4.4: bitonic sorts, data-independent    Õ(N log c) params, polylog(N) layers
 ``baseconv_input_dependent``   Thm 4.5: filters chosen from the input      O(t N c) params, 4 layers
 =============================  ==========================================  ===================================
 """
@@ -22,12 +23,14 @@ from .baseconv_data_independent import (
     data_independent_counts,
 )
 from .baseconv_input_dependent import BaseConvInputDependent, baseconv_input_dependent, interaction_distances
+from .baseconv_sorting import BaseConvSorting, baseconv_sorting, bitonic_stages, sorting_counts
 from .primitives import BaseConvParams, compose
 
 BUILDERS = {
     "attention_h27": attention_h27,
     "attention_softmax": attention_softmax,
     "baseconv_data_independent": baseconv_data_independent,
+    "baseconv_sorting": baseconv_sorting,
     "baseconv_input_dependent": baseconv_input_dependent,
 }
 
@@ -42,6 +45,10 @@ __all__ = [
     "baseconv_data_independent",
     "BaseConvDataIndependent",
     "data_independent_counts",
+    "baseconv_sorting",
+    "BaseConvSorting",
+    "sorting_counts",
+    "bitonic_stages",
     "baseconv_input_dependent",
     "BaseConvInputDependent",
     "interaction_distances",
