@@ -48,24 +48,6 @@ def repeated_query_sequences(c: int, N: int) -> torch.Tensor:
 
 # --- exactness ---------------------------------------------------------------------------------
 @builders
-@pytest.mark.parametrize("c", [4, 6, 8])
-@pytest.mark.parametrize("N", [4, 6, 8])
-def test_exhaustive_tiny_domains(name, c, N):
-    model = build(name, c, N)
-    X = all_mqar_sequences(c, N)
-    assert len(X) > 0
-    assert torch.equal(model.predict(X), expected_answers(X, c))
-
-
-@builders
-def test_exhaustive_shorter_than_built(name):
-    model = build(name, 8, 8)
-    for n in (4, 5, 6, 7):
-        X = all_mqar_sequences(8, n)
-        assert torch.equal(model.predict(X), expected_answers(X, 8)), n
-
-
-@builders
 def test_repeated_queries_of_a_key(name):
     """Beyond make_mqar: a context key queried several times (the filler after its first query then
     follows a key too) or never; every query still finds the context value."""
