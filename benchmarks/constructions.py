@@ -25,6 +25,7 @@ CONSTRUCTIONS = [  # (module under mqar_theory.constructions, builder name, cons
     ("attention_h27", "attention_h27", lambda K: {}),
     ("attention_softmax", "attention_softmax", lambda K: {}),
     ("baseconv_data_independent", "baseconv_data_independent", lambda K: {}),
+    ("baseconv_sorting", "baseconv_sorting", lambda K: {}),
     # t = K distance slots, the most a make_mqar input with K pairs needs (as in bounds' grids)
     ("baseconv_input_dependent", "baseconv_input_dependent", lambda K: {"max_distances": K}),
 ]

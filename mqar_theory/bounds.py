@@ -7,7 +7,11 @@ encoding) and ``eps``, tagged with its theorem number, whether it is an upper or
 which quantity it bounds (``params``, ``layers``, ``width`` or ``state_bits``). ``BOUNDS`` is the
 registry; ``measure`` instantiates a construction over a grid and tabulates its measured sizes, the
 bounds' values and their ratios together with its accuracy on fresh ``make_mqar`` instances;
-``check`` turns one column of that table into an assertion (the notebooks use it).
+``check`` turns one column of that table into an assertion. ``CLAIMS`` lists, per construction, the
+(bound, constant) pairs that must hold and ``EXPECTED_FAILURES`` those that must fail (and why);
+``verify`` measures every construction over a profile's grid (``CPU_GRID``, ``GPU_GRID``,
+``SMOKE_GRID``) and runs them all, returning the tables and a tidy report. Notebook 02 and
+``python -m mqar_theory.cli check-bounds`` both call it.
 
 How the asymptotic notation is read (our decisions):
 
@@ -47,7 +51,10 @@ import pandas as pd
 import sympy as sp
 import torch
 
+from .constructions import BUILDERS
 from .constructions.base import expected_answers
+from .constructions.baseconv_data_independent import data_independent_counts
+from .constructions.baseconv_sorting import sorting_counts
 from .data import IGNORE_INDEX, MQARConfig, make_mqar
 from .utils import resolve_device
 
@@ -57,6 +64,8 @@ __all__ = [
     "h27_parameter_count", "interaction_distances",
     "measure", "check", "growth_slopes",
     "Profile", "CPU_GRID", "GPU_GRID", "SMOKE_GRID", "profile", "grid_points", "default_K",
+    "CLAIMS", "EXPECTED_FAILURES", "ClaimFailed", "claim_const", "closed_form_sizes", "check_sizes",
+    "REPORT_COLUMNS", "verify", "closed_form_table",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -184,6 +193,7 @@ def h27_parameter_count() -> sp.Expr:
 
 
 _POLY = log2(N * c) ** POLYLOG_POWER
+_SORT_SOURCE = "mqar_theory baseconv_sorting (bitonic sorting network; no paper theorem)"
 _EPS_STAR = 1 - sp.log(log2(d)) / sp.log(log2(N))  # the largest eps that Based Thm 3.4 allows for (d, N)
 
 BOUNDS: dict[str, Bound] = {
@@ -216,10 +226,12 @@ BOUNDS: dict[str, Bound] = {
               "data-independent BaseConv solves MQAR on u ∈ {0,1}^{N×O(log c)} with Õ(N log c) parameters",
               notes=f"Õ read as N·log2(c)·log2(N·c)^{POLYLOG_POWER}; the paper builds it through its circuit "
                     "compiler (Thm 4.2, exact Õ form UNVERIFIED)",
-              applies_to={"baseconv_data_independent": {}}),
+              applies_to={"baseconv_data_independent": {}, "baseconv_sorting": {}}),
         Bound("thm4.4-layers", "Zoology Thm 4.4", "upper", "layers", _POLY,
-              "Õ(1) layers", notes=f"Õ(1) read as log2(N·c)^{POLYLOG_POWER}",
-              applies_to={"baseconv_data_independent": {}}),
+              "Õ(1) layers", notes=f"Õ(1) read as log2(N·c)^{POLYLOG_POWER}; the sorting network's "
+                                   "Θ(log² N · log log(Nc)) layers are polylog, but one log log factor above "
+                                   "this concrete reading (see EXPECTED_FAILURES and sort-layers)",
+              applies_to={"baseconv_data_independent": {}, "baseconv_sorting": {}}),
         # --- ours: the all-distances data-independent construction (its docstring derives them) ----
         Bound("di-params", "mqar_theory baseconv_data_independent (all-distances; no paper theorem)", "upper",
               "params", N**2 * log2(c),
@@ -233,6 +245,15 @@ BOUNDS: dict[str, Bound] = {
               "layers", log2(log2(c)), "⌈log2 ⌈log2 c⌉⌉ + 4 = O(log log c) layers, independent of N "
               "(the order of Based Thm 3.2's lower bound)",
               applies_to={"baseconv_data_independent": {}}),
+        # --- ours: the sorting-network data-independent construction (its docstring derives them) ---
+        Bound("sort-width", _SORT_SOURCE, "upper", "width", log2(N * c),
+              "width 8⌈log2 c⌉ + 6⌈log2 N⌉ + 5 = O(log c + log N): a stream of O(1) channels per token "
+              "bit and per position bit",
+              applies_to={"baseconv_sorting": {}}),
+        Bound("sort-layers", _SORT_SOURCE, "upper", "layers", log2(N) ** 2 * log2(log2(N * c)),
+              "S·(T1 + T2 + 8) + T_b + 2P + 3 layers, S = P(P+1)/2 bitonic stages of a ⌈log2(b + P)⌉-level "
+              "comparison tree each (P = ⌈log2 N⌉, b = ⌈log2 c⌉): O(log² N · log log(Nc)), polylog = Õ(1)",
+              applies_to={"baseconv_sorting": {}}),
         Bound("thm4.5-params", "Zoology Thm 4.5", "upper", "params", t * N * c,
               "BaseConv with input-dependent kernels solves MQAR on one-hot u ∈ {0,1}^{N×c} with at most t "
               "distinct interaction distances using O(t·N·c) parameters",
@@ -255,8 +276,9 @@ BOUNDS: dict[str, Bound] = {
               given={d: log2(c)}, exact_const=1.0,
               notes="degree argument: L layers compute polynomials of degree ≤ 2^L, key equality of d-bit "
                     "codes has degree 2d. Holds for a construction whose input is the binary (or ±1) code "
-                    "of the token; not for one that embeds tokens one-hot.",
-              applies_to={"baseconv_data_independent": {}}),
+                    "of the token; not for one that embeds tokens one-hot. Both data-independent "
+                    "constructions read the natural binary code plus a key flag (a function of the token).",
+              applies_to={"baseconv_data_independent": {}, "baseconv_sorting": {}}),
         Bound("based-rem3.3-layers", "Based Remark 3.3 (Def. F.22)", "lower", "layers", sp.floor(log2(2 * p)),
               "p-hot encodings, d = p·c^(1/p): input-dependent BaseConv needs ⌊log(2p)⌋ layers",
               exact_const=1.0, notes="one-hot is p = 1: at least one layer",
@@ -269,15 +291,17 @@ BOUNDS: dict[str, Bound] = {
               condition=sp.And(sp.Le(log2(c), d), sp.Lt(d, N), sp.Le(c, N)),
               notes="the upper limit on d is UNVERIFIED (PDF extraction). We evaluate at the largest ε the "
                     "width allows, ε* = 1 − ln(log2 d)/ln(log2 N), so the bound reads log2 log2 N − "
-                    "log2 log2 d; ε* > 0 iff d < N. The O(log N)-bit parameter hypothesis is not checked.",
-              applies_to={"baseconv_data_independent": {}}),
+                    "log2 log2 d; ε* > 0 iff d < N. The O(log N)-bit parameter hypothesis is not checked "
+                    "(both constructions store small integers and 0/1 position bits).",
+              applies_to={"baseconv_data_independent": {}, "baseconv_sorting": {}}),
         Bound("based-combined-layers", "Based §3.2 (Thm 3.2 + Thm 3.4; tight by Thm F.30)", "lower", "layers",
               sp.Max(log2(log2(c)), log2(log2(N))),
               "data-independent BaseConv needs Ω(max(log log c, log log N)) layers",
               condition=sp.And(sp.Lt(d, N), sp.Le(c, N)),
               notes="inherits the hypotheses of Thm 3.2 (binary input) and Thm 3.4 (d < N, c ≤ N); a model "
-                    "whose width reaches N escapes it",
-              applies_to={"baseconv_data_independent": {}}),
+                    "whose width reaches N escapes it (baseconv_data_independent); baseconv_sorting's width "
+                    "O(log Nc) falls below N once N ≥ 128 (c ≤ 1024), where it must (and does) meet it",
+              applies_to={"baseconv_data_independent": {}, "baseconv_sorting": {}}),
     ]
 }
 
@@ -445,21 +469,43 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
         chosen = explicit if explicit is not None else [
             b for b in bounds_for(con.name) if b.quantity in MEASURED]
         for b in chosen:
-            if b.quantity not in MEASURED:
-                raise ValueError(f"bounds: {b.id!r} bounds {b.quantity!r}, which measure() does not measure")
-            vals = _symbol_values(pt, con, t_meas)
-            extra = b.applies_to.get(con.name, {})
-            vals.update({k.name if isinstance(k, sp.Symbol) else k: v for k, v in extra.items()})
-            if set(b.symbols) <= set(vals):
-                value = b.evaluate(**{s: vals[s] for s in b.symbols})
-            else:
-                value = math.nan
-            measured = row[MEASURED[b.quantity]]
-            row[f"bound:{b.id}"] = value
-            row[f"ratio:{b.id}"] = (math.nan if math.isnan(value) else
-                                    measured / value if value > 0 else math.inf)
-            if b.condition is not None:
-                row[f"holds:{b.id}"] = b.holds(**vals)
+            row.update(_bound_columns(b, con.name, _symbol_values(pt, con, t_meas), row))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _bound_columns(b: Bound, name: str, vals: dict, row: Mapping) -> dict:
+    """``bound:``, ``ratio:`` and (with a hypothesis) ``holds:`` columns of bound ``b`` for the
+    construction ``name`` at symbol values ``vals``, the measured sizes being in ``row``."""
+    if b.quantity not in MEASURED:
+        raise ValueError(f"bounds: {b.id!r} bounds {b.quantity!r}, which measure() does not measure")
+    vals = dict(vals)
+    extra = b.applies_to.get(name, {})
+    vals.update({k.name if isinstance(k, sp.Symbol) else k: v for k, v in extra.items()})
+    value = b.evaluate(**{s: vals[s] for s in b.symbols}) if set(b.symbols) <= set(vals) else math.nan
+    measured = row[MEASURED[b.quantity]]
+    out = {f"bound:{b.id}": value,
+           f"ratio:{b.id}": math.nan if math.isnan(value) else measured / value if value > 0 else math.inf}
+    if b.condition is not None:
+        out[f"holds:{b.id}"] = b.holds(**vals)
+    return out
+
+
+def closed_form_table(name: str, grid) -> pd.DataFrame:
+    """What ``measure`` tabulates about sizes and bounds, from the closed forms alone (nothing is
+    built or run, so there are no accuracy columns): N, c, K, t (the slots for
+    baseconv_input_dependent, else K), the grid's constants, params, layers, width and every
+    registry bound's columns. It lets a grid too large for this machine (``GPU_GRID`` on a CPU) be
+    checked for its sizes: ``check`` needs accuracy columns, which a caller adds knowingly."""
+    rows = []
+    for pt in _validate_grid(grid):
+        consts = {k: v for k, v in pt.items() if k not in _DATA_KEYS}
+        row = {"construction": name, "N": pt["N"], "c": pt["c"], "K": pt["K"],
+               "t": consts.get("max_distances", pt["K"]), **consts, **closed_form_sizes(name, pt)}
+        vals = {"N": pt["N"], "c": pt["c"], "d": row["width"], "t": row["t"]}
+        for b in bounds_for(name):
+            if b.quantity in MEASURED:
+                row.update(_bound_columns(b, name, vals, row))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -603,10 +649,12 @@ CPU_GRID = _profile(
         "attention_h27": (_N_CPU, 64, _C_CPU, 64),
         "attention_softmax": (_N_CPU, 64, _C_CPU, 64),
         "baseconv_data_independent": (_N_CPU, 64, _C_CPU, 64),
+        "baseconv_sorting": (_N_CPU, 64, _C_CPU, 64),
         "baseconv_input_dependent": (_N_CPU, 64, _C_CPU, 64),
     },
     "float64, N up to 1024 and c up to 1024 (N varied at c = 64, c varied at N = 64); the heaviest "
-    "point is baseconv_data_independent at N = 1024 (width 7168, ~20 s for 16 instances on 2 cores).",
+    "points are baseconv_data_independent at N = 1024 (width 7168) and baseconv_sorting at N = 1024 "
+    "(906 layers), ~10 s each for 16 instances on 2 cores.",
 )
 GPU_GRID = _profile(
     "gpu", torch.float32, 8,
@@ -614,19 +662,258 @@ GPU_GRID = _profile(
         "attention_h27": ([64, 1024, 16384], 64, [64, 1024, 4096], 1024),
         "attention_softmax": ([64, 1024, 16384], 1024, [64, 1024, 65536], 1024),
         "baseconv_data_independent": ([64, 256, 1024, 2048], 1024, [64, 1024, 65536], 256),
+        "baseconv_sorting": ([64, 1024, 16384], 1024, [64, 1024, 65536], 1024),
         "baseconv_input_dependent": ([64, 1024, 4096], 1024, [64, 1024, 65536], 1024),
     },
     "float32 with margins. attention_h27 stops at c = 4096 (54c² dense weights: 0.9e9 numbers); "
     "baseconv_data_independent at N = 2048 (O(N² log c) stored numbers) and "
-    "baseconv_input_dependent at N = 4096 (a Python loop over examples and distances).",
+    "baseconv_input_dependent at N = 4096 (a Python loop over examples and distances); baseconv_sorting "
+    "goes to N = 16384 (1820 layers of width 169, O(N log N) stored numbers).",
 )
 SMOKE_GRID = _profile(
     "smoke", torch.float64, 4,
-    {name: ([16, 32, 64], 16, [16, 32, 64], 16) for name in CPU_GRID.grids},
-    "a few seconds per construction, for SMOKE runs and tests",
+    {name: ([16, 32, 64, 128] if name == "baseconv_sorting" else [16, 32, 64], 16, [16, 32, 64], 16)
+     for name in CPU_GRID.grids},
+    "a few seconds per construction, for SMOKE runs and tests; baseconv_sorting also at N = 128, the "
+    "smallest N above its width (79 at c = 16), so that Based Thm 3.4's hypothesis d < N holds somewhere",
 )
 
 
 def profile(device="auto") -> Profile:
     """``GPU_GRID`` when ``device`` resolves to CUDA, else ``CPU_GRID``."""
     return GPU_GRID if resolve_device(device).type == "cuda" else CPU_GRID
+
+
+# ----------------------------------------------------------------------------------------------
+# the claims per construction, and verify()
+# ----------------------------------------------------------------------------------------------
+CLAIMS: dict[str, list[tuple[str, float]]] = {
+    # Prop 4.3: exactly 2·3·(3c)² = 54c² weights (h27_parameter_count), 2 layers, width 3c
+    "attention_h27": [("prop4.3-params", 54), ("prop4.3-layers", 2), ("prop4.3-width", 1)],
+    # width 4b + 2 ≤ 7·log2 c and 32b² + 24b + 4 ≤ 45·log2² c for c ≥ 4 (b = ⌈log2 c⌉ ≥ 2); 2 layers
+    "attention_softmax": [("softmax-width", 7), ("softmax-params", 45), ("softmax-layers", 2)],
+    # ⌈log2 b⌉ + 4 ≤ 5·log2 b layers (b ≥ 2), also Thm 4.4's Õ(1); width N(b+1) ≤ 1.5·N log2 c;
+    # 2N²(b+1) + O(N log c log log c) ≤ 5·N² log2 c parameters; Based Thm 3.2 with its own constant 1
+    "baseconv_data_independent": [("di-layers", 5), ("thm4.4-layers", 1), ("di-width", 1.5), ("di-params", 5),
+                                  ("based-thm3.2-layers", 1)],
+    # Thm 4.4's Õ(N log c) parameters (ratio ≤ 7.2 on every grid, falling in N and c); width 8b + 6P + 5
+    # ≤ 8·log2(Nc); layers ≤ 4·log2² N·log2 log2(Nc); every Based lower bound whose hypothesis holds
+    "baseconv_sorting": [("thm4.4-params", 8), ("sort-width", 8), ("sort-layers", 4),
+                         ("based-thm3.2-layers", 1), ("based-thm3.4-layers", 1),
+                         ("based-combined-layers", 1)],
+    # built with t = K slots: 2tNc + N + 8c ≤ 3·tNc parameters, 4 layers; Remark 3.3 at p = 1 (one-hot)
+    "baseconv_input_dependent": [("thm4.5-params", 3), ("thm4.5-layers", 4),
+                                 ("based-rem3.3-layers", 1)],
+}
+"""construction -> [(bound id, constant)]: every claim ``verify`` asserts with ``check(df, bound, const)``.
+The constants are derived in the constructions' docstrings (comments above); a lower bound whose
+hypothesis holds at no point of a (restricted) grid is reported as vacuous, not failed."""
+
+EXPECTED_FAILURES: dict[str, list[tuple[str, float, str]]] = {
+    "baseconv_data_independent": [
+        # O(N² log c) parameters: the ratio to N log c · log²(Nc) grows like N / log²(Nc)
+        ("thm4.4-params", 100, "grows"),
+        # width N(b+1) ≥ N: the hypothesis d < N of Based Thm 3.4 (and the combined bound) never holds
+        ("based-thm3.4-layers", 1, "holds at no grid point"),
+        ("based-combined-layers", 1, "holds at no grid point"),
+    ],
+    "baseconv_sorting": [
+        # Θ(log² N · log log(Nc)) layers are polylog (Õ(1), checked as sort-layers), but one log log
+        # factor above the concrete reading log2²(Nc) of Õ(1): the ratio grows slowly in N
+        ("thm4.4-layers", 10, "grows"),
+    ],
+}
+"""construction -> [(bound id, constant, phrase)]: claims that must *fail* ``check`` with an
+AssertionError containing ``phrase``; passing, or failing for another reason, is an error."""
+
+_FLAT_IN_N = {  # sizes the claims say do not depend on N (checked per c)
+    "attention_h27": ("params", "layers", "width"),
+    "attention_softmax": ("params", "layers", "width"),
+    "baseconv_data_independent": ("layers",),
+}
+
+
+class ClaimFailed(AssertionError):
+    """``verify`` found a claim that does not hold, or an expected failure that does not fail; the
+    message names each construction and bound; ``tables`` and ``report`` are what was measured."""
+
+    def __init__(self, message: str, tables: dict, report: pd.DataFrame):
+        super().__init__(message)
+        self.tables, self.report = tables, report
+
+
+def claim_const(name: str, bound_id: str) -> float:
+    """The constant ``CLAIMS`` checks ``bound_id`` with on the construction ``name``."""
+    for bid, const in CLAIMS.get(name, []):
+        if bid == bound_id:
+            return const
+    raise ValueError(f"bound_id={bound_id!r}: not a claim of {name!r} in CLAIMS")
+
+
+def closed_form_sizes(name: str, row: Mapping) -> dict[str, int]:
+    """The (params, layers, width) each construction's docstring derives, at one ``measure`` row
+    (its c, N and, for baseconv_input_dependent, its ``max_distances`` slots t)."""
+    c_, n_ = int(row["c"]), int(row["N"])
+    b = math.ceil(math.log2(c_))
+    if name == "attention_h27":
+        return {"params": int(h27_parameter_count().subs(c, c_)), "layers": 2, "width": 3 * c_}
+    if name == "attention_softmax":
+        return {"params": 32 * b * b + 24 * b + 4, "layers": 2, "width": 4 * b + 2}
+    if name in ("baseconv_data_independent", "baseconv_sorting"):
+        k = (data_independent_counts if name == "baseconv_data_independent" else sorting_counts)(c_, n_)
+        return {q: int(k[q]) for q in ("params", "layers", "width")}
+    if name == "baseconv_input_dependent":
+        slots = row.get("max_distances")
+        t_ = n_ - 1 if slots is None or pd.isna(slots) else int(slots)
+        return {"params": 2 * t_ * n_ * c_ + n_ + 8 * c_, "layers": 4, "width": (2 * t_ + 1) * c_}
+    raise ValueError(f"name={name!r}: no closed form; known: {sorted(CLAIMS)}")
+
+
+def check_sizes(name: str, df: pd.DataFrame) -> None:
+    """Assert that a ``measure`` table of ``name`` has the closed-form sizes at every row, and the
+    sizes of ``_FLAT_IN_N`` constant in N at each c; AssertionError naming the construction."""
+    bad = []
+    for _, r in df.iterrows():
+        want = closed_form_sizes(name, r)
+        got = {q: int(r[q]) for q in want}
+        if got != want:
+            bad.append(f"  N={r.N}, c={r.c}: measured {got}, closed form {want}")
+    if bad:
+        raise AssertionError(f"{name}: sizes differ from the closed form at {len(bad)} point(s):\n"
+                             + "\n".join(bad))
+    for q in _FLAT_IN_N.get(name, ()):
+        varies = df.groupby("c")[q].nunique()
+        if (varies > 1).any():
+            raise AssertionError(f"{name}: {q} changes with N at c = {varies[varies > 1].index.tolist()}")
+    if name == "baseconv_input_dependent" and "max_distances" in df and (df["t"] > df["max_distances"]).any():
+        raise AssertionError(f"{name}: an instance needs more distances t than its max_distances slots")
+
+
+def _ratio_stats(df: pd.DataFrame, b: Bound) -> dict:
+    """rows where the hypothesis holds, min/max ratio and growth slopes of ``b``'s ratio column."""
+    col, hcol = f"ratio:{b.id}", f"holds:{b.id}"
+    if col not in df.columns:
+        return {"rows": 0, "min_ratio": math.nan, "max_ratio": math.nan, "slope_N": math.nan,
+                "slope_c": math.nan}
+    rows = df[df[hcol].astype(bool)] if hcol in df.columns else df
+    slopes = growth_slopes(rows, col) if len(rows) else {"N": math.nan, "c": math.nan}
+    slopes = {k: round(v, 9) + 0.0 for k, v in slopes.items()}  # a flat ratio reads 0, not ±1e-16 or -0
+    return {"rows": len(rows), "min_ratio": float(rows[col].min()) if len(rows) else math.nan,
+            "max_ratio": float(rows[col].max()) if len(rows) else math.nan,
+            "slope_N": slopes["N"], "slope_c": slopes["c"]}
+
+
+def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> list[dict]:
+    """Report rows of one construction: closed-form sizes, float32 margins, CLAIMS, EXPECTED_FAILURES."""
+    out = []
+    base = {"construction": name, "const": math.nan, "rows": len(df), "min_ratio": math.nan,
+            "max_ratio": math.nan, "slope_N": math.nan, "slope_c": math.nan}
+    try:
+        check_sizes(name, df)
+        out.append({**base, "bound": "closed-form sizes", "kind": "identity", "expected": "holds",
+                    "status": "holds", "ok": True, "message": ""})
+    except AssertionError as e:
+        out.append({**base, "bound": "closed-form sizes", "kind": "identity", "expected": "holds",
+                    "status": "FAILED", "ok": False, "message": str(e)})
+    if dtype == torch.float32:
+        bad = df[~(df["margin_min"] > 0)]
+        out.append({**base, "bound": "float32 margin > 0", "kind": "identity", "expected": "holds",
+                    "min_ratio": float(df["margin_min"].min()), "status": "FAILED" if len(bad) else "holds",
+                    "ok": not len(bad), "message": "" if not len(bad) else
+                    f"{name}: margin_min <= 0 (or none) at N = {bad['N'].tolist()}, c = {bad['c'].tolist()}"})
+    entries = [(bid, const, None) for bid, const in CLAIMS[name]]
+    entries += [tuple(e) for e in EXPECTED_FAILURES.get(name, [])]
+    for bid, const, phrase in entries:
+        b = get_bound(bid)
+        row = {**base, "bound": bid, "kind": b.kind, "const": float(const), **_ratio_stats(df, b),
+               "expected": "holds" if phrase is None else f"fails: {phrase}"}
+        try:
+            check(df, b, const)
+            passed, msg = True, ""
+        except AssertionError as e:
+            passed, msg = False, str(e)
+        if phrase is None and passed:
+            status, ok = "holds", True
+        elif phrase is None and b.kind == "lower" and "holds at no grid point" in msg:
+            status, ok = "vacuous (hypothesis holds at no grid point)", True
+        elif phrase is None:
+            status, ok = "FAILED", False
+        elif passed:
+            status, ok, msg = "UNEXPECTED PASS", False, f"{bid}: expected to fail ({phrase}) but holds"
+        elif phrase in msg:
+            status, ok = f"fails as expected ({phrase})", True
+        else:
+            status, ok = f"FAILED (expected '{phrase}')", False
+        # a failure keeps the whole message (it names the failing rows); ok keeps its first line
+        out.append({**row, "status": status, "ok": ok, "message": msg if not ok else msg.split("\n")[0]})
+    return out
+
+
+REPORT_COLUMNS = ["construction", "bound", "kind", "const", "expected", "status", "rows", "min_ratio",
+                  "max_ratio", "slope_N", "slope_c", "ok", "message"]
+
+
+def _positive_int_or_none(name: str, value, least: int = 1):
+    if value is not None and not (_is_int(value) and value >= least):
+        raise ValueError(f"{name}={value!r}: must be None or an integer >= {least}")
+
+
+def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | None = None,
+           max_N: int | None = None, max_c: int | None = None, seed: int = 0, progress: bool = False, *,
+           device=None, constructions=None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Measure every construction over a profile's grid and run every claim of ``CLAIMS`` and
+    ``EXPECTED_FAILURES``, plus the closed-form sizes (``check_sizes``) and, in float32, margin > 0.
+
+    profile_or_device: a ``Profile``, or a device ("auto" | "cpu" | "cuda" | torch.device) whose
+    profile (``profile(device)``, or ``SMOKE_GRID`` with ``smoke=True``) is used. With a Profile,
+    ``device`` (default "auto") says where to run it. num_instances: random instances per point
+    (None: the profile's). max_N, max_c: drop grid points above them (None: keep all).
+    constructions: names to run (default: every construction of the profile).
+
+    Returns ``(tables, report)``: the ``measure`` table of each construction, and a tidy report
+    with one row per check (``REPORT_COLUMNS``: construction, bound, kind, const, expected, status,
+    rows checked, min/max ratio, log-log slopes of the ratio in N and c, ok, message; on the
+    "float32 margin > 0" row of a float32 profile, min_ratio is the smallest margin). Raises
+    ``ClaimFailed`` (an AssertionError naming each failing construction and bound, carrying the
+    tables and report) if any row is not ok: a claim that fails (accuracy below 1.0 fails every
+    claim), or an expected failure that passes or fails for another reason.
+    """
+    if isinstance(profile_or_device, Profile):
+        if smoke:
+            raise ValueError("smoke=True: give a device (not a Profile) to run SMOKE_GRID")
+        prof, dev = profile_or_device, resolve_device("auto" if device is None else device)
+    else:
+        if device is not None:
+            raise ValueError(f"device={device!r}: give the device as profile_or_device")
+        dev = resolve_device(profile_or_device)
+        prof = SMOKE_GRID if smoke else profile(dev)
+    _positive_int_or_none("num_instances", num_instances)
+    _positive_int_or_none("max_N", max_N, 4)
+    _positive_int_or_none("max_c", max_c, 4)
+    if isinstance(constructions, str):
+        constructions = [constructions]
+    names = list(prof.grids) if constructions is None else list(constructions)
+    for name in names:
+        if name not in prof.grids or name not in BUILDERS or name not in CLAIMS:
+            raise ValueError(f"constructions: {name!r} is not one of the profile's {sorted(prof.grids)} "
+                             "with a builder and CLAIMS")
+    if not names:
+        raise ValueError("constructions: is empty")
+    tables, rows = {}, []
+    for name in names:
+        grid = [pt for pt in prof.grids[name]
+                if (max_N is None or pt["N"] <= max_N) and (max_c is None or pt["c"] <= max_c)]
+        if not grid:
+            raise ValueError(f"max_N={max_N}, max_c={max_c}: leave no grid point of {name} "
+                             f"in profile {prof.name!r}")
+        df = measure(BUILDERS[name], grid, num_instances=num_instances or prof.num_instances, device=dev,
+                     dtype=prof.dtype, seed=seed, progress=progress)
+        tables[name] = df
+        rows += _verify_construction(name, df, prof.dtype)
+    report = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    failed = report[~report["ok"]]
+    if len(failed):
+        lines = [f"{r.construction} / {r.bound}: {r.status}: {r.message}" for r in failed.itertuples()]
+        raise ClaimFailed(f"{len(failed)} claim check(s) failed on profile {prof.name!r}:\n"
+                          + "\n".join(lines), tables, report)
+    return tables, report

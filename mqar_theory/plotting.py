@@ -19,6 +19,7 @@ MIXER_COLORS = {
     "attention_h27": "#56B4E9",
     "attention_softmax": "#0072B2",
     "baseconv_data_independent": "#D55E00",
+    "baseconv_sorting": "#E69F00",
     "hybrid": "#CC79A7",
 }
 

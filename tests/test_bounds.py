@@ -405,7 +405,8 @@ def test_growth_slopes_fits_each_variable_at_fixed_others():
 # ----------------------------------------------------------------------------------------------
 # profiles
 # ----------------------------------------------------------------------------------------------
-NAMES = {"attention_h27", "attention_softmax", "baseconv_data_independent", "baseconv_input_dependent"}
+NAMES = {"attention_h27", "attention_softmax", "baseconv_data_independent", "baseconv_sorting",
+         "baseconv_input_dependent"}
 
 
 def test_profiles_cover_every_construction_within_their_limits():
@@ -460,3 +461,281 @@ def test_data_independent_baseconv_misses_thm_4_4_params_but_meets_its_own_count
     with pytest.raises(AssertionError, match="grows"):
         B.check(df, "thm4.4-params", const=1e3)
     assert not df["holds:based-combined-layers"].any()  # width N(b+1) >= N escapes Thm 3.4
+
+
+# ----------------------------------------------------------------------------------------------
+# CLAIMS, EXPECTED_FAILURES and verify()
+# ----------------------------------------------------------------------------------------------
+def test_claims_cover_every_construction_and_every_measurable_bound():
+    from mqar_theory.constructions import BUILDERS
+
+    assert set(B.CLAIMS) == NAMES == set(BUILDERS) == set(B.SMOKE_GRID.grids)
+    assert set(B.EXPECTED_FAILURES) <= NAMES
+    for name in NAMES:
+        claimed = [bid for bid, _ in B.CLAIMS[name]]
+        failing = [bid for bid, _, _ in B.EXPECTED_FAILURES.get(name, [])]
+        assert len(set(claimed)) == len(claimed) and not set(claimed) & set(failing), name
+        for bid in claimed + failing:  # each entry is a registry bound that names this construction
+            assert name in B.get_bound(bid).applies_to, (name, bid)
+        # every measurable bound the registry attaches to the construction is either claimed or
+        # declared failing: nothing in BOUNDS goes unchecked
+        measurable = {b.id for b in B.bounds_for(name) if b.quantity in B.MEASURED}
+        assert measurable == set(claimed) | set(failing), name
+    for entries in B.EXPECTED_FAILURES.values():
+        for bid, const, phrase in entries:
+            assert const > 0 and phrase in ("grows", "holds at no grid point"), bid
+    assert B.claim_const("attention_h27", "prop4.3-params") == 54
+    with pytest.raises(ValueError, match="bound_id='thm4.4-params': not a claim of 'attention_h27'"):
+        B.claim_const("attention_h27", "thm4.4-params")
+
+
+def test_the_sorting_construction_is_under_every_data_independent_bound():
+    """baseconv_sorting is a data-independent BaseConv on binary codes: Thm 4.4 and every Based lower
+    bound on that class concern it; the input-dependent Remark 3.3 does not."""
+    names = {b.id for b in B.bounds_for("baseconv_sorting")}
+    assert {"thm4.4-params", "thm4.4-layers", "based-thm3.2-layers", "based-thm3.4-layers",
+            "based-combined-layers", "sort-width", "sort-layers"} == names
+    assert {b.id for b in B.bounds_for("baseconv_data_independent")} & names >= {
+        "thm4.4-params", "based-thm3.2-layers", "based-thm3.4-layers", "based-combined-layers"}
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return B.verify("cpu", smoke=True)
+
+
+def test_verify_on_the_smoke_grid_checks_every_claim(smoke):
+    tables, report = smoke
+    assert list(report.columns) == B.REPORT_COLUMNS and report["ok"].all()
+    assert set(tables) == NAMES
+    for name, df in tables.items():
+        assert (df["accuracy"] == 1.0).all() and (df["label_accuracy"] == 1.0).all(), name
+        assert len(df) == len(B.SMOKE_GRID.grids[name]) and (df["instances"] == 4).all()
+        rows = report[report.construction == name]
+        claimed = [bid for bid, _ in B.CLAIMS[name]]
+        # one row per claim, per expected failure, and the closed-form sizes; none is vacuous on the
+        # full smoke grid (baseconv_sorting reaches N = 128 > its width, where Thm 3.4 applies)
+        assert rows.bound.tolist() == ["closed-form sizes", *claimed,
+                                       *[bid for bid, _, _ in B.EXPECTED_FAILURES.get(name, [])]]
+        assert (rows[rows.bound.isin(claimed)].status == "holds").all(), name
+        assert (rows[rows.bound.isin(claimed)].rows > 0).all(), name
+    by = report.set_index(["construction", "bound"])
+    assert by.loc[("baseconv_data_independent", "thm4.4-params"), "status"] == "fails as expected (grows)"
+    assert by.loc[("baseconv_sorting", "thm4.4-layers"), "status"] == "fails as expected (grows)"
+    assert by.loc[("baseconv_sorting", "based-thm3.4-layers"), "rows"] == 1  # the N = 128 point
+    # the figure's point: against Thm 4.4's N log c polylog, the sorting network's ratio falls with N
+    # while the all-distances construction's rises
+    assert by.loc[("baseconv_sorting", "thm4.4-params"), "slope_N"] < 0
+    assert by.loc[("baseconv_data_independent", "thm4.4-params"), "slope_N"] > 0.1
+    assert by.loc[("attention_h27", "prop4.3-params"), "max_ratio"] == 54
+
+
+def test_verify_names_the_failing_construction_and_bound(monkeypatch):
+    monkeypatch.setitem(B.CLAIMS, "attention_h27", [("prop4.3-params", 53), ("prop4.3-width", 1)])
+    with pytest.raises(B.ClaimFailed, match=r"attention_h27 / prop4\.3-params: FAILED: .*exceeds 53") as e:
+        B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
+    assert isinstance(e.value, AssertionError)
+    rep = e.value.report.set_index("bound")
+    assert not rep.loc["prop4.3-params", "ok"] and rep.loc["prop4.3-width", "ok"]
+    assert set(e.value.tables) == {"attention_h27"}
+
+
+def test_an_expected_failure_must_fail_and_for_its_reason(monkeypatch):
+    # passing where a failure is expected is an error
+    monkeypatch.setitem(B.EXPECTED_FAILURES, "attention_h27", [("prop4.3-params", 54, "grows")])
+    with pytest.raises(B.ClaimFailed, match=r"attention_h27 / prop4\.3-params: UNEXPECTED PASS"):
+        B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
+    # failing for another reason (the constant, not growth) is an error too
+    monkeypatch.setitem(B.EXPECTED_FAILURES, "attention_h27", [("prop4.3-params", 53, "grows")])
+    with pytest.raises(B.ClaimFailed, match=r"FAILED \(expected 'grows'\): .*exceeds 53"):
+        B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
+
+
+def test_verify_fails_an_inexact_construction(monkeypatch):
+    from mqar_theory import constructions
+
+    class BrokenH27(Fake):
+        name = "attention_h27"
+
+        def __init__(self, c_, n_):
+            super().__init__(c_, n_, broken=True)
+
+    monkeypatch.setitem(constructions.BUILDERS, "attention_h27", BrokenH27)
+    with pytest.raises(B.ClaimFailed) as e:
+        B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
+    rep = e.value.report
+    assert not rep["ok"].any()  # sizes differ from 54c², and every claim fails on exactness
+    assert rep[rep.bound == "prop4.3-params"].message.str.contains("not exact").all()
+    assert "attention_h27 / closed-form sizes" in str(e.value)
+
+
+def test_a_lower_bound_is_vacuous_on_a_grid_without_its_hypothesis():
+    _, report = B.verify("cpu", smoke=True, constructions=["baseconv_sorting"], max_N=64, num_instances=1)
+    by = report.set_index("bound")
+    t34 = by.loc["based-thm3.4-layers"]
+    assert t34["status"].startswith("vacuous") and t34["ok"] and t34["rows"] == 0
+    assert by.loc["based-thm3.2-layers", "status"] == "holds"  # no hypothesis on d: still checked
+
+
+def test_verify_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="smoke=True: give a device"):
+        B.verify(B.SMOKE_GRID, smoke=True)
+    with pytest.raises(ValueError, match="device='cpu': give the device as profile_or_device"):
+        B.verify("cpu", device="cpu")
+    with pytest.raises(ValueError, match="max_N=2: must be None or an integer >= 4"):
+        B.verify("cpu", smoke=True, max_N=2)
+    with pytest.raises(ValueError, match="num_instances=0"):
+        B.verify("cpu", smoke=True, num_instances=0)
+    with pytest.raises(ValueError, match="max_N=8, max_c=None: leave no grid point of attention_h27"):
+        B.verify("cpu", smoke=True, max_N=8, constructions=["attention_h27"])
+    with pytest.raises(ValueError, match="constructions: 'hyena'"):
+        B.verify("cpu", smoke=True, constructions=["hyena"])
+
+
+def test_check_sizes_catches_a_wrong_count_and_growth_in_n(smoke):
+    tables, _ = smoke
+    df = tables["baseconv_sorting"].copy()
+    B.check_sizes("baseconv_sorting", df)
+    df.loc[df.index[0], "layers"] += 1
+    with pytest.raises(AssertionError, match=r"baseconv_sorting: sizes differ from the closed form at 1 "):
+        B.check_sizes("baseconv_sorting", df)
+    h = tables["attention_h27"].copy()
+    assert B.closed_form_sizes("attention_h27", h.iloc[0]) == {"params": 54 * 16**2, "layers": 2, "width": 48}
+    i5 = tables["baseconv_input_dependent"]
+    row = i5.iloc[0]
+    assert B.closed_form_sizes("baseconv_input_dependent", row)["params"] == \
+        2 * row.max_distances * row.N * row.c + row.N + 8 * row.c
+    with pytest.raises(ValueError, match="name='hyena'"):
+        B.closed_form_sizes("hyena", row)
+
+
+def test_verify_in_float32_checks_margins_and_runs_a_given_profile():
+    grids = {"attention_softmax": [{"N": 16, "c": 16, "K": 4}, {"N": 64, "c": 16, "K": 7}]}
+    prof = B.Profile("f32", torch.float32, 2, grids, {"attention_softmax": 16})
+    tables, report = B.verify(prof, device="cpu")
+    row = report.set_index("bound").loc["float32 margin > 0"]
+    assert row["ok"] and row["min_ratio"] > 0  # min_ratio holds the smallest margin here
+    assert (tables["attention_softmax"]["dtype"] == "float32").all()
+
+
+# ----------------------------------------------------------------------------------------------
+# the check-bounds command
+# ----------------------------------------------------------------------------------------------
+def test_check_bounds_command_prints_the_report(capsys):
+    from mqar_theory.cli import main
+
+    assert main(["check-bounds", "--smoke", "--device", "cpu", "--max-n", "32", "--instances", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "5 constructions" in out and "fails as expected (grows)" in out
+    n_checks = sum(len(B.CLAIMS[n]) + len(B.EXPECTED_FAILURES.get(n, [])) + 1 for n in NAMES)
+    assert f"all {n_checks} checks ok" in out
+    assert main(["check-bounds", "--smoke", "--device", "cpu", "--max-n", "2"]) == 2
+    assert "max_N=2" in capsys.readouterr().err
+
+
+def test_check_bounds_command_exits_1_naming_the_failed_claim(monkeypatch, capsys):
+    from mqar_theory.cli import main
+
+    monkeypatch.setitem(B.CLAIMS, "attention_softmax", [("softmax-width", 4)])  # width/log2 c reaches 4.5
+    assert main(["check-bounds", "--smoke", "--device", "cpu", "--only", "attention_softmax"]) == 1
+    captured = capsys.readouterr()
+    assert "attention_softmax / softmax-width: FAILED" in captured.err and "False" in captured.out
+
+
+def test_check_bounds_runs_as_a_module():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "mqar_theory.cli", "check-bounds", "--smoke", "--device", "cpu",
+                        "--only", "attention_h27", "--only", "baseconv_input_dependent"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "2 constructions" in r.stdout and "prop4.3-params" in r.stdout and "thm4.5-params" in r.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# the figures of notebook 02 (mqar_theory.construction_plots)
+# ----------------------------------------------------------------------------------------------
+def test_float32_margins_remeasure_the_n_sweeps(smoke):
+    from mqar_theory import construction_plots as CP
+
+    tables, _ = smoke
+    sub = {k: tables[k] for k in ("attention_h27", "baseconv_sorting")}
+    m = CP.float32_margins(sub, B.SMOKE_GRID, device="cpu", num_instances=2)
+    assert set(m) == set(sub)
+    for name, df in m.items():
+        assert (df["dtype"] == "float32").all() and (df["c"] == B.SMOKE_GRID.fixed_c[name]).all()
+        assert df["N"].tolist() == sorted(pt["N"] for pt in B.SMOKE_GRID.grids[name] if pt["c"] == 16)
+        assert (df["margin_min"] > 0).all()
+
+
+def test_float32_margins_assert_a_positive_margin(smoke):
+    from mqar_theory import construction_plots as CP
+
+    tables, _ = smoke
+    f32 = B.Profile("f32", torch.float32, 2, B.SMOKE_GRID.grids, B.SMOKE_GRID.fixed_c)
+    bad = tables["attention_h27"].assign(margin_min=0.0)
+    with pytest.raises(AssertionError, match="attention_h27: float32 answers not exact or margin <= 0"):
+        CP.float32_margins({"attention_h27": bad}, f32)
+    good = tables["attention_h27"].assign(margin_min=0.5)
+    assert len(CP.float32_margins({"attention_h27": good}, f32)["attention_h27"]) == 3
+
+
+def test_figures_draw_every_construction_with_its_claim_curve(smoke):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mqar_theory import construction_plots as CP
+
+    tables, _ = smoke
+    fig = CP.plot_parameter_efficiency(tables, B.SMOKE_GRID)
+    ax_p, ax_w = fig.axes[:2]
+    labels = [line.get_label() for line in ax_p.lines]
+    for name in NAMES:
+        assert f"{name} ($c$ = 16)" in labels
+    assert r"$8\,N\log_2 c\,\log_2^2(Nc)$ (Thm 4.4)" in labels and r"$54\,c^2$ (Prop 4.3)" in labels
+    # the drawn claim curve is const * the bound at the measured points
+    sort_rows = B.SMOKE_GRID.n_sweep("baseconv_sorting", tables["baseconv_sorting"])
+    curve = next(ln for ln in ax_p.lines if ln.get_label().endswith("(Thm 4.4)"))
+    want = 8 * B.BOUNDS["thm4.4-params"].evaluate(N=sort_rows.N.to_numpy(float),
+                                                  c=sort_rows.c.to_numpy(float))
+    np.testing.assert_allclose(curve.get_ydata(), want)
+    assert len(ax_w.lines) == 2 * len(NAMES) - 1  # input-dependent has no width claim
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 3)
+    with pytest.raises(ValueError, match="ax: must be None or a pair"):
+        CP.plot_parameter_efficiency(tables, B.SMOKE_GRID, ax=axes)
+    plt.close(fig)
+    m = {name: B.SMOKE_GRID.n_sweep(name, df).assign(margin_min=0.5) for name, df in tables.items()}
+    fig = CP.plot_margins(m)
+    assert sorted(line.get_label() for line in fig.axes[0].lines if not line.get_label().startswith("_")) \
+        == sorted(NAMES)
+    plt.close(fig)
+
+
+def test_closed_form_table_matches_what_measure_tabulates(smoke):
+    tables, _ = smoke
+    for name, df in tables.items():
+        dry = B.closed_form_table(name, B.SMOKE_GRID.grids[name])
+        cols = [col for col in df.columns if col.split(":")[0] in ("bound", "ratio", "holds")]
+        cols += ["N", "c", "K", "params", "layers", "width"]
+        assert set(cols) <= set(dry.columns), name
+        pd.testing.assert_frame_equal(dry[cols], df[cols], check_dtype=False, obj=name)
+
+
+@pytest.mark.parametrize("prof", [B.CPU_GRID, B.GPU_GRID], ids=lambda p: p.name)
+def test_every_profile_meets_the_claims_in_closed_form(prof):
+    """The sizes half of ``verify`` on the full CPU and GPU grids, from the closed forms (building
+    nothing; the GPU profile cannot run here): every claim holds with its constant and slope, none
+    is vacuous, and every expected failure fails for its stated reason."""
+    for name, grid in prof.grids.items():
+        dry = B.closed_form_table(name, grid).assign(accuracy=1.0, label_accuracy=1.0)
+        rows = pd.DataFrame(B._verify_construction(name, dry, torch.float64))
+        assert rows["ok"].all(), rows[~rows["ok"]][["bound", "status", "message"]].to_string()
+        claimed = [bid for bid, _ in B.CLAIMS[name]]
+        assert (rows[rows.bound.isin(claimed)].status == "holds").all(), (prof.name, name)
+    # on the GPU grid too, the sorting network's depth ratio to log2²(Nc) grows (slope > 0.1 in N)
+    dry = B.closed_form_table("baseconv_sorting", B.GPU_GRID.grids["baseconv_sorting"])
+    assert B.growth_slopes(dry, "ratio:thm4.4-layers")["N"] > 0.1

@@ -1,0 +1,159 @@
+"""The figures of notebook 02 as plain functions: sizes against N, and float32 margins against N.
+
+* ``plot_parameter_efficiency(tables, profile)``: measured parameters and width of each construction
+  against N (its profile's N sweep at fixed c), log-log, each with the curve of the claim it is
+  checked against (the bound's sympy expression, lambdified, times its constant in
+  ``bounds.CLAIMS``). Attention is flat in N; the all-distances BaseConv grows like N² log c; the
+  sorting-network BaseConv follows Thm 4.4's N log c · polylog; the input-dependent one t·N·c.
+* ``float32_margins(tables, profile)``: the N-sweep rows with the smallest float32 decision margin
+  (re-measured in float32 when the profile runs in float64), asserting exactness and margin > 0.
+* ``plot_margins(margin_tables)``: those margins against N.
+
+Each returns the figure; saving is ``plotting.savefig``'s job. The tables are ``bounds.verify``'s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import bounds as B
+from .constructions import BUILDERS
+from .plotting import MIXER_COLORS
+
+__all__ = ["CURVES", "TEX", "STYLES", "float32_margins", "plot_parameter_efficiency", "plot_margins"]
+
+CURVES = {  # construction -> (bound drawn on the parameters panel, bound drawn on the width panel)
+    "attention_h27": ("prop4.3-params", "prop4.3-width"),
+    "attention_softmax": ("softmax-params", "softmax-width"),
+    "baseconv_data_independent": ("di-params", "di-width"),
+    "baseconv_sorting": ("thm4.4-params", "sort-width"),
+    "baseconv_input_dependent": ("thm4.5-params", None),
+}
+TEX = {  # bound id -> (its expression in TeX, short source for the legend)
+    "prop4.3-params": (r"c^2", "Prop 4.3"),
+    "prop4.3-width": (r"3c", "H.26"),
+    "softmax-params": (r"\log_2^2 c", "ours"),
+    "softmax-width": (r"\log_2 c", "ours"),
+    "di-params": (r"N^2\log_2 c", "ours"),
+    "di-width": (r"N\log_2 c", "ours"),
+    "thm4.4-params": (r"N\log_2 c\,\log_2^2(Nc)", "Thm 4.4"),
+    "sort-width": (r"\log_2(Nc)", "ours"),
+    "thm4.5-params": (r"tNc", "Thm 4.5"),
+}
+STYLES = {  # construction -> (marker, size): curves that coincide (margins of 1/2) stay visible
+    "attention_h27": ("o", 9),
+    "attention_softmax": ("D", 7),
+    "baseconv_data_independent": ("s", 6),
+    "baseconv_sorting": ("v", 5),
+    "baseconv_input_dependent": ("^", 4),
+}
+
+
+def _n_sweep_points(profile: B.Profile, name: str, table: pd.DataFrame) -> list[dict]:
+    """The grid points of ``name``'s N sweep that ``table`` measured (so max_N / max_c carry over)."""
+    done = set(zip(table["N"], table["c"], strict=True))
+    return [pt for pt in profile.grids[name]
+            if pt["c"] == profile.fixed_c[name] and (pt["N"], pt["c"]) in done]
+
+
+def float32_margins(tables: dict, profile: B.Profile, device="auto", num_instances: int | None = None,
+                    seed: int = 0, progress: bool = False) -> dict[str, pd.DataFrame]:
+    """{construction: its N-sweep rows with ``margin_min`` in float32}, sorted by N.
+
+    A float32 profile's tables already hold the margins; for a float64 profile the N-sweep points are
+    measured again in float32 with margins (``num_instances`` None: the profile's). Asserts, per
+    construction, accuracy 1.0 and margin_min > 0 at every point (AssertionError naming it).
+    A construction whose N sweep lies outside the measured grid (max_c below its fixed c) is left out.
+    """
+    out = {}
+    for name, table in tables.items():
+        if profile.dtype == torch.float32:
+            df = profile.n_sweep(name, table)
+        else:
+            pts = _n_sweep_points(profile, name, table)
+            if not pts:
+                continue
+            df = B.measure(BUILDERS[name], pts, num_instances=num_instances or profile.num_instances,
+                           device=device, dtype=torch.float32, seed=seed, margins=True, progress=progress,
+                           bounds=[])
+        if df.empty:
+            continue
+        bad = df[(df["accuracy"] < 1.0) | ~(df["margin_min"] > 0)]
+        if len(bad):
+            raise AssertionError(f"{name}: float32 answers not exact or margin <= 0 at\n"
+                                 + bad[["N", "c", "accuracy", "margin_min"]].to_string(index=False))
+        out[name] = df.sort_values("N").reset_index(drop=True)
+    return out
+
+
+def _label(name: str, bound_id: str) -> str:
+    const = B.claim_const(name, bound_id)
+    tex, source = TEX[bound_id]
+    factor = "" if const == 1 else f"{const:g}\\,"
+    return f"${factor}{tex}$ ({source})"
+
+
+def plot_parameter_efficiency(tables: dict, profile: B.Profile, ax=None):
+    """Parameters (left) and width (right) against N at each construction's fixed c, log-log, with
+    the claim curves. ``ax``: None (a new figure) or a pair of Axes (parameters, width).
+    Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 5.4))
+    else:
+        axes = list(ax)
+        if len(axes) != 2:
+            raise ValueError(f"ax: must be None or a pair of Axes (parameters, width), got {len(axes)}")
+        fig = axes[0].figure
+    for name, table in tables.items():
+        rows = profile.n_sweep(name, table)
+        if rows.empty:
+            continue
+        color = MIXER_COLORS[name]
+        marker, size = STYLES[name]
+        N_ = rows["N"].to_numpy(float)
+        values = {"N": N_, "c": rows["c"].to_numpy(float),
+                  "t": rows["max_distances" if "max_distances" in rows else "t"].to_numpy(float)}
+        for axis, col, bid in zip(axes, ["params", "width"], CURVES[name], strict=True):
+            axis.plot(N_, rows[col], "-", marker=marker, ms=size, color=color,
+                      label=f"{name} ($c$ = {profile.fixed_c[name]})")
+            if bid is not None:  # the claim's expression times its constant, at the measured points
+                curve = B.claim_const(name, bid) * B.BOUNDS[bid].evaluate(**values)
+                axis.plot(N_, curve, "--", color=color, alpha=0.6, label=_label(name, bid))
+    for axis, ylabel, title in zip(axes, ["parameters (stored hand-set numbers)", "width $d$"],
+                                   ["parameters vs $N$", "model width vs $N$"], strict=True):
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("sequence length $N$")
+        axis.set_ylabel(ylabel)
+        axis.set_title(title)
+        axis.legend(fontsize=6.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    fig.tight_layout()
+    return fig
+
+
+def plot_margins(margin_tables: dict, ax=None):
+    """Smallest float32 decision margin of each construction against N (ideal 1/2). ``ax``: None or
+    an Axes. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8)) if ax is None else (ax.figure, ax)
+    top = 0.5
+    for name, df in margin_tables.items():
+        marker, size = STYLES[name]
+        ax.plot(df["N"], df["margin_min"], "-", marker=marker, ms=size, color=MIXER_COLORS[name], label=name)
+        top = max(top, float(np.nanmax(df["margin_min"])) if len(df) else top)
+    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(0, 1.2 * top if math.isfinite(top) else 0.6)
+    ax.set_xlabel("sequence length $N$")
+    ax.set_ylabel("smallest float32 margin")
+    ax.set_title("decision margins in float32 (ideal 1/2)")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
