@@ -1,5 +1,9 @@
 """Shared test helpers.
 
+The whole suite runs on one torch intra-op thread (``one_thread``, session-wide, restored at the end): on a
+shared 2-core machine a second thread mostly waits (shared/docs/environment.md §4.2), and one thread fixes the
+reduction order, so results repeat bit for bit.
+
 ``all_mqar_sequences(c, N)`` enumerates every sequence ``make_mqar`` could produce for vocab_size c
 and length N (filler 0), so the hand-set constructions can be checked exhaustively on tiny domains.
 Import it with ``from conftest import all_mqar_sequences`` or through the ``mqar_sequences`` fixture.
@@ -50,3 +54,11 @@ def all_mqar_sequences(c: int, N: int) -> torch.Tensor:
 def mqar_sequences():
     """The ``all_mqar_sequences`` function, for tests that prefer a fixture."""
     return all_mqar_sequences
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

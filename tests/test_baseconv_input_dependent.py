@@ -20,16 +20,6 @@ from mqar_theory.constructions.primitives import compose
 from mqar_theory.data import IGNORE_INDEX, make_mqar
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many small tensor ops (one program per example): on a loaded 2-core machine a second intra-op
-    thread only adds waiting, so this module runs on one (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def build(c, N, **kw) -> BaseConvInputDependent:
     return baseconv_input_dependent(c, N, **kw).double()
 

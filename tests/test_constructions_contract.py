@@ -16,14 +16,6 @@ from mqar_theory.data import IGNORE_INDEX, make_mqar
 NAMES = sorted(BUILDERS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("c", [4, 6, 8])
 def test_exhaustive_make_mqar_sequences(name, c):

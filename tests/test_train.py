@@ -15,15 +15,6 @@ from mqar_theory.utils import resolve_device
 TINY = dict(vocab_size=16, seq_len=16, num_kv_pairs=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: faster than two on a loaded 2-core machine, and a fixed reduction order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_data():
     return make_mqar(**TINY, num_examples=256, seed=0), make_mqar(**TINY, num_examples=128, seed=1)
