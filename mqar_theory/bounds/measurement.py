@@ -1,0 +1,208 @@
+"""``measure``: build a construction over a grid, run it on fresh ``make_mqar`` instances and
+tabulate its sizes, accuracy and the bounds' values and ratios; ``closed_form_table`` without running."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import sympy as sp
+import torch
+
+from ..constructions.base import expected_answers
+from ..data import IGNORE_INDEX, MQARConfig, make_mqar
+from ..utils import resolve_device
+from .bound import MEASURED, Bound
+from .claims import closed_form_sizes
+from .registry import bounds_for, get_bound
+
+__all__ = ["GRID_KEYS", "interaction_distances", "measure", "closed_form_table"]
+
+GRID_KEYS = ("N", "c", "K")  # required; "power_a" optional; any other key is a builder constant
+_DATA_KEYS = {"N", "c", "K", "power_a"}
+
+
+def interaction_distances(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(B,) number t of distinct distances i − j over key-token positions i whose first earlier
+    occurrence is j (the distances a Thm 4.5 model must cover)."""
+    tok = torch.as_tensor(tokens).cpu()
+    if tok.dim() == 1:
+        tok = tok[None]
+    out = []
+    half = vocab_size // 2
+    for row in tok.tolist():
+        first: dict[int, int] = {}
+        dist = set()
+        for i, x in enumerate(row):
+            if x in first:
+                if 1 <= x < half:
+                    dist.add(i - first[x])
+            else:
+                first[x] = i
+        out.append(len(dist))
+    return torch.tensor(out, dtype=torch.long)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _validate_grid(grid) -> list[dict]:
+    if isinstance(grid, Mapping) or not isinstance(grid, Iterable):
+        raise ValueError(f"grid: must be an iterable of dicts with keys {GRID_KEYS}, "
+                         f"got {type(grid).__name__}")
+    points = list(grid)
+    if not points:
+        raise ValueError("grid: is empty")
+    for i, pt in enumerate(points):
+        if not isinstance(pt, Mapping):
+            raise ValueError(f"grid[{i}]: must be a dict with keys {GRID_KEYS}, got {type(pt).__name__}")
+        for k in GRID_KEYS:
+            if k not in pt:
+                raise ValueError(f"grid[{i}]: missing key {k!r} (needs {GRID_KEYS})")
+            if not _is_int(pt[k]):
+                raise ValueError(f"grid[{i}][{k!r}]={pt[k]!r}: must be an integer")
+        try:
+            MQARConfig(vocab_size=int(pt["c"]), seq_len=int(pt["N"]), num_kv_pairs=int(pt["K"]),
+                       power_a=pt.get("power_a", 0.01), num_examples=1)
+        except ValueError as e:
+            raise ValueError(f"grid[{i}]={dict(pt)}: not a valid MQAR setting: {e}") from None
+    return [dict(pt) for pt in points]
+
+
+def _symbol_values(point: dict, con, t_measured: int) -> dict:
+    vals = {"N": point["N"], "c": point["c"], "d": con.width}
+    for name in ("t", "p", "eps"):
+        for src in (point, {k: getattr(con, k) for k in (name,) if hasattr(con, k)}):
+            if name in src and src[name] is not None:
+                vals[name] = src[name]
+                break
+    vals.setdefault("t", t_measured)
+    return vals
+
+
+def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.float64, seed: int = 0,
+            bounds=None, batch_size: int = 64, margins: bool | None = None,
+            progress: bool = False) -> pd.DataFrame:
+    """Build ``builder(c, N, **constants)`` at every grid point and measure it.
+
+    grid: iterable of dicts with ``N`` (seq_len built for), ``c`` (vocab_size), ``K`` (key-value
+    pairs of the instances), optionally ``power_a``; every other key is passed to the builder.
+    Each point gets ``num_instances`` fresh ``make_mqar`` instances (seed ``seed + index``).
+
+    Columns: construction, theorem, N, c, K, t (max distinct interaction distances over the
+    instances), params, fixed, layers, width, accuracy (``predict`` == ``expected_answers`` at
+    every position), label_accuracy (at the labelled positions, vs the labels), errors (wrong
+    positions), margin_min (smallest ``margin`` over every position; computed when ``margins`` is
+    True, by default only in float32; NaN when the construction has none), seconds (predict wall
+    time), dtype, device; and for each bound b: ``bound:<b.id>`` (value of its expression),
+    ``ratio:<b.id>`` (measured / value) and, if b has a hypothesis, ``holds:<b.id>``.
+    ``bounds``: ids or ``Bound``s; default the registry's bounds for the construction's name
+    (measurable quantities only).
+    """
+    points = _validate_grid(grid)
+    if not _is_int(num_instances) or num_instances < 1:
+        raise ValueError(f"num_instances={num_instances!r}: must be an integer >= 1")
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 1")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype={dtype!r}: must be torch.float32 or torch.float64")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed={seed!r}: must be an integer >= 0")
+    if not callable(builder):
+        raise ValueError(f"builder={builder!r}: must be callable as "
+                         "builder(vocab_size, seq_len, **constants)")
+    dev = resolve_device(device)
+    want_margin = (dtype == torch.float32) if margins is None else bool(margins)
+    explicit = None if bounds is None else [get_bound(b) for b in bounds]
+
+    if progress:
+        from tqdm.auto import tqdm
+
+        points_iter = tqdm(points, desc=getattr(builder, "__name__", "measure"))
+    else:
+        points_iter = points
+    rows = []
+    for i, pt in enumerate(points_iter):
+        consts = {k: v for k, v in pt.items() if k not in _DATA_KEYS}
+        con = builder(pt["c"], pt["N"], **consts).to(device=dev, dtype=dtype)
+        data = make_mqar(vocab_size=pt["c"], seq_len=pt["N"], num_kv_pairs=pt["K"],
+                         num_examples=num_instances, power_a=pt.get("power_a", 0.01), seed=seed + i)
+        expected = expected_answers(data.inputs, pt["c"])
+        preds, margin_min, seconds = [], math.inf, 0.0
+        with torch.no_grad():
+            for s in range(0, num_instances, batch_size):
+                x = data.inputs[s : s + batch_size].to(dev)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                t0 = time.perf_counter()
+                preds.append(con.predict(x).cpu())
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                seconds += time.perf_counter() - t0
+                if want_margin and not math.isnan(margin_min):
+                    try:
+                        margin_min = min(margin_min, float(con.margin(x).min()))
+                    except NotImplementedError:
+                        margin_min = math.nan
+        pred = torch.cat(preds)
+        labelled = data.labels != IGNORE_INDEX
+        t_meas = int(interaction_distances(data.inputs, pt["c"]).max())
+        row = {
+            "construction": con.name, "theorem": con.theorem,
+            "N": pt["N"], "c": pt["c"], "K": pt["K"], "t": t_meas,
+            **{k: v for k, v in consts.items()},
+            "params": con.num_parameters, "fixed": con.num_fixed,
+            "layers": con.num_layers, "width": con.width,
+            "accuracy": float((pred == expected).double().mean()),
+            "label_accuracy": float((pred[labelled] == data.labels[labelled]).double().mean()),
+            "errors": int((pred != expected).sum()),
+            "margin_min": margin_min if want_margin else math.nan,
+            "seconds": seconds, "instances": num_instances, "dtype": str(dtype).replace("torch.", ""),
+            "device": str(dev),
+        }
+        chosen = explicit if explicit is not None else [
+            b for b in bounds_for(con.name) if b.quantity in MEASURED]
+        for b in chosen:
+            row.update(_bound_columns(b, con.name, _symbol_values(pt, con, t_meas), row))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _bound_columns(b: Bound, name: str, vals: dict, row: Mapping) -> dict:
+    """``bound:``, ``ratio:`` and (with a hypothesis) ``holds:`` columns of bound ``b`` for the
+    construction ``name`` at symbol values ``vals``, the measured sizes being in ``row``."""
+    if b.quantity not in MEASURED:
+        raise ValueError(f"bounds: {b.id!r} bounds {b.quantity!r}, which measure() does not measure")
+    vals = dict(vals)
+    extra = b.applies_to.get(name, {})
+    vals.update({k.name if isinstance(k, sp.Symbol) else k: v for k, v in extra.items()})
+    value = b.evaluate(**{s: vals[s] for s in b.symbols}) if set(b.symbols) <= set(vals) else math.nan
+    measured = row[MEASURED[b.quantity]]
+    out = {f"bound:{b.id}": value,
+           f"ratio:{b.id}": math.nan if math.isnan(value) else measured / value if value > 0 else math.inf}
+    if b.condition is not None:
+        out[f"holds:{b.id}"] = b.holds(**vals)
+    return out
+
+
+def closed_form_table(name: str, grid) -> pd.DataFrame:
+    """What ``measure`` tabulates about sizes and bounds, from the closed forms alone (nothing is
+    built or run, so there are no accuracy columns): N, c, K, t (the slots for
+    baseconv_input_dependent, else K), the grid's constants, params, layers, width and every
+    registry bound's columns. It lets a grid too large for this machine (``GPU_GRID`` on a CPU) be
+    checked for its sizes: ``check`` needs accuracy columns, which a caller adds knowingly."""
+    rows = []
+    for pt in _validate_grid(grid):
+        consts = {k: v for k, v in pt.items() if k not in _DATA_KEYS}
+        row = {"construction": name, "N": pt["N"], "c": pt["c"], "K": pt["K"],
+               "t": consts.get("max_distances", pt["K"]), **consts, **closed_form_sizes(name, pt)}
+        vals = {"N": pt["N"], "c": pt["c"], "d": row["width"], "t": row["t"]}
+        for b in bounds_for(name):
+            if b.quantity in MEASURED:
+                row.update(_bound_columns(b, name, vals, row))
+        rows.append(row)
+    return pd.DataFrame(rows)
