@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .utils import is_int
+
 IGNORE_INDEX = -100
 
 __all__ = [
@@ -81,9 +83,6 @@ class MQARData:
         return MQARData(self.inputs.to(device), self.labels.to(device), self.config)
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _require(ok: bool, field: str, rule: str, value) -> None:
     if not ok:
@@ -93,11 +92,11 @@ def _require(ok: bool, field: str, rule: str, value) -> None:
 def validate_config(cfg: MQARConfig) -> None:
     """Raise ``ValueError`` naming the field and the rule for every invalid configuration."""
     c, N, K = cfg.vocab_size, cfg.seq_len, cfg.num_kv_pairs
-    _require(_is_int(c) and c >= 4, "vocab_size", "must be an integer >= 4", c)
+    _require(is_int(c) and c >= 4, "vocab_size", "must be an integer >= 4", c)
     _require(c % 2 == 0, "vocab_size", "must be even (Algorithm 1 splits it into key and value halves)", c)
-    _require(_is_int(N) and N >= 4, "seq_len", "must be an integer >= 4", N)
+    _require(is_int(N) and N >= 4, "seq_len", "must be an integer >= 4", N)
     _require(N % 2 == 0, "seq_len", "must be even (queries sit at even offsets after the context)", N)
-    _require(_is_int(K) and K >= 1, "num_kv_pairs", "must be an integer >= 1", K)
+    _require(is_int(K) and K >= 1, "num_kv_pairs", "must be an integer >= 1", K)
     _require(
         4 * K <= N, "num_kv_pairs", f"needs 4 * num_kv_pairs <= seq_len (context 2K plus K query slots), N={N}", K
     )
@@ -115,9 +114,9 @@ def validate_config(cfg: MQARConfig) -> None:
         a,
     )
     _require(isinstance(cfg.random_non_queries, bool), "random_non_queries", "must be a bool", cfg.random_non_queries)
-    _require(_is_int(cfg.num_examples) and cfg.num_examples >= 1, "num_examples", "must be an integer >= 1",
+    _require(is_int(cfg.num_examples) and cfg.num_examples >= 1, "num_examples", "must be an integer >= 1",
              cfg.num_examples)
-    _require(_is_int(cfg.seed) and cfg.seed >= 0, "seed", "must be an integer >= 0", cfg.seed)
+    _require(is_int(cfg.seed) and cfg.seed >= 0, "seed", "must be an integer >= 0", cfg.seed)
 
 
 def distinct_rows(rng: np.random.Generator, low: int, high: int, n: int, k: int) -> np.ndarray:
@@ -200,11 +199,11 @@ def make_ar(vocab_size: int = 40, seq_len: int = 31, num_examples: int = 1000, s
     label is that key's value, at the last position. The vocabulary is small (tens of tokens) and the
     query position fixed, which is why gated convolutions solve it and MQAR is the harder probe.
     """
-    _require(_is_int(vocab_size) and vocab_size >= 4 and vocab_size % 2 == 0, "vocab_size",
+    _require(is_int(vocab_size) and vocab_size >= 4 and vocab_size % 2 == 0, "vocab_size",
              "must be an even integer >= 4", vocab_size)
-    _require(_is_int(seq_len) and seq_len >= 3, "seq_len", "must be an integer >= 3", seq_len)
-    _require(_is_int(num_examples) and num_examples >= 1, "num_examples", "must be an integer >= 1", num_examples)
-    _require(_is_int(seed) and seed >= 0, "seed", "must be an integer >= 0", seed)
+    _require(is_int(seq_len) and seq_len >= 3, "seq_len", "must be an integer >= 3", seq_len)
+    _require(is_int(num_examples) and num_examples >= 1, "num_examples", "must be an integer >= 1", num_examples)
+    _require(is_int(seed) and seed >= 0, "seed", "must be an integer >= 0", seed)
     rng = np.random.default_rng(seed)
     c, N, n = vocab_size, seq_len, num_examples
     half, P = c // 2, (seq_len - 1) // 2

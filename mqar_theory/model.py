@@ -47,6 +47,7 @@ from torch import nn
 
 from .data import IGNORE_INDEX
 from .mixers import MIXERS, get_mixer
+from .utils import is_int
 
 __all__ = ["LanguageModel", "LMOutput", "Block", "MLP", "BASECONV_FIG2_KWARGS"]
 
@@ -61,9 +62,6 @@ class LMOutput(NamedTuple):
     logits: torch.Tensor  # (M, c) logits at the M labelled positions, row-major order
     targets: torch.Tensor  # (M,) the labels there
 
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 class MLP(nn.Module):
@@ -144,13 +142,13 @@ class LanguageModel(nn.Module):
         layer_norm_eps: float = 1e-5,
     ):
         super().__init__()
-        if not (_is_int(vocab_size) and vocab_size >= 2):
+        if not (is_int(vocab_size) and vocab_size >= 2):
             raise ValueError(f"vocab_size={vocab_size!r}: must be an integer >= 2")
-        if not (_is_int(d_model) and d_model >= 1):
+        if not (is_int(d_model) and d_model >= 1):
             raise ValueError(f"d_model={d_model!r}: must be an integer >= 1")
-        if not (_is_int(seq_len) and seq_len >= 1):
+        if not (is_int(seq_len) and seq_len >= 1):
             raise ValueError(f"seq_len={seq_len!r}: must be an integer >= 1")
-        if not (_is_int(n_layers) and n_layers >= 1):
+        if not (is_int(n_layers) and n_layers >= 1):
             raise ValueError(f"n_layers={n_layers!r}: must be an integer >= 1")
         mixers = _per_layer(mixer, n_layers, "mixer", str)
         for name in mixers:
@@ -161,7 +159,7 @@ class LanguageModel(nn.Module):
             mlp_mult = None
         elif mlp is True:
             mlp_mult = 4
-        elif _is_int(mlp) and mlp >= 0:
+        elif is_int(mlp) and mlp >= 0:
             mlp_mult = mlp or None
         else:
             raise ValueError(f"mlp={mlp!r}: must be False/None (no MLP), True (hidden_mult 4) or an int >= 0")

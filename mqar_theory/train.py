@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .data import IGNORE_INDEX, MQARConfig, MQARData, make_mqar
 from .model import LanguageModel
-from .utils import resolve_device, seed_everything
+from .utils import is_int, is_number, resolve_device, seed_everything
 
 __all__ = ["train", "evaluate", "run_mqar", "cosine_lr_factor", "TEST_SEED_OFFSET"]
 
@@ -44,12 +44,6 @@ __all__ = ["train", "evaluate", "run_mqar", "cosine_lr_factor", "TEST_SEED_OFFSE
 TEST_SEED_OFFSET = 1_000_000
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def cosine_lr_factor(step: int, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> float:
@@ -94,7 +88,7 @@ def evaluate(model: LanguageModel, data: MQARData, *, batch_size: int = 256, dev
     if not isinstance(model, LanguageModel):
         raise ValueError(f"model: must be a LanguageModel, got {type(model).__name__}")
     _check_data(data, "data", model)
-    if not (_is_int(batch_size) and batch_size >= 1):
+    if not (is_int(batch_size) and batch_size >= 1):
         raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 1")
     device = _model_device(model) if device is None else resolve_device(device)
     was_training = model.training
@@ -161,33 +155,33 @@ def train(
         )
     _check_data(train_data, "train_data", model)
     _check_data(test_data, "test_data", model)
-    if not (_is_number(lr) and lr > 0):
+    if not (is_number(lr) and lr > 0):
         raise ValueError(f"lr={lr!r}: must be a finite number > 0")
-    if not (_is_int(epochs) and epochs >= 1):
+    if not (is_int(epochs) and epochs >= 1):
         raise ValueError(f"epochs={epochs!r}: must be an integer >= 1")
-    if not (_is_int(batch_size) and batch_size >= 1):
+    if not (is_int(batch_size) and batch_size >= 1):
         raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 1")
-    if not (_is_number(weight_decay) and weight_decay >= 0):
+    if not (is_number(weight_decay) and weight_decay >= 0):
         raise ValueError(f"weight_decay={weight_decay!r}: must be a finite number >= 0")
-    if not (_is_int(warmup_steps) and warmup_steps >= 0):
+    if not (is_int(warmup_steps) and warmup_steps >= 0):
         raise ValueError(f"warmup_steps={warmup_steps!r}: must be an integer >= 0")
-    if not (_is_number(min_lr_ratio) and 0 <= min_lr_ratio <= 1):
+    if not (is_number(min_lr_ratio) and 0 <= min_lr_ratio <= 1):
         raise ValueError(f"min_lr_ratio={min_lr_ratio!r}: must be a number in [0, 1]")
-    if max_steps is not None and not (_is_int(max_steps) and max_steps >= 1):
+    if max_steps is not None and not (is_int(max_steps) and max_steps >= 1):
         raise ValueError(f"max_steps={max_steps!r}: must be None or an integer >= 1")
-    if target_accuracy is not None and not (_is_number(target_accuracy) and 0 < target_accuracy <= 1):
+    if target_accuracy is not None and not (is_number(target_accuracy) and 0 < target_accuracy <= 1):
         raise ValueError(f"target_accuracy={target_accuracy!r}: must be None or a number in (0, 1]")
-    if eval_every is not None and not (_is_int(eval_every) and eval_every >= 1):
+    if eval_every is not None and not (is_int(eval_every) and eval_every >= 1):
         raise ValueError(f"eval_every={eval_every!r}: must be None (once per epoch) or an integer >= 1")
-    if not (_is_int(eval_batch_size) and eval_batch_size >= 1):
+    if not (is_int(eval_batch_size) and eval_batch_size >= 1):
         raise ValueError(f"eval_batch_size={eval_batch_size!r}: must be an integer >= 1")
-    if train_eval_examples is not None and not (_is_int(train_eval_examples) and train_eval_examples >= 1):
+    if train_eval_examples is not None and not (is_int(train_eval_examples) and train_eval_examples >= 1):
         raise ValueError(
             f"train_eval_examples={train_eval_examples!r}: must be None (all) or an integer >= 1"
         )
-    if grad_clip is not None and not (_is_number(grad_clip) and grad_clip > 0):
+    if grad_clip is not None and not (is_number(grad_clip) and grad_clip > 0):
         raise ValueError(f"grad_clip={grad_clip!r}: must be None or a finite number > 0")
-    if not (_is_int(seed) and seed >= 0):
+    if not (is_int(seed) and seed >= 0):
         raise ValueError(f"seed={seed!r}: must be an integer >= 0")
     device = resolve_device(device)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything"]
+__all__ = ["resolve_device", "seed_everything", "is_int", "is_number"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -31,3 +32,13 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def is_int(x) -> bool:
+    """A Python or numpy integer, not a bool (bool is an int subclass in Python)."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def is_number(x) -> bool:
+    """A finite real number (Python or numpy), not a bool."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)

@@ -7,14 +7,13 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 import sympy as sp
 import torch
 
 from ..constructions.base import expected_answers
 from ..data import IGNORE_INDEX, MQARConfig, make_mqar
-from ..utils import resolve_device
+from ..utils import is_int, resolve_device
 from .bound import MEASURED, Bound
 from .claims import closed_form_sizes
 from .registry import bounds_for, get_bound
@@ -46,9 +45,6 @@ def interaction_distances(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor
     return torch.tensor(out, dtype=torch.long)
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
 
 def _validate_grid(grid) -> list[dict]:
     if isinstance(grid, Mapping) or not isinstance(grid, Iterable):
@@ -63,7 +59,7 @@ def _validate_grid(grid) -> list[dict]:
         for k in GRID_KEYS:
             if k not in pt:
                 raise ValueError(f"grid[{i}]: missing key {k!r} (needs {GRID_KEYS})")
-            if not _is_int(pt[k]):
+            if not is_int(pt[k]):
                 raise ValueError(f"grid[{i}][{k!r}]={pt[k]!r}: must be an integer")
         try:
             MQARConfig(vocab_size=int(pt["c"]), seq_len=int(pt["N"]), num_kv_pairs=int(pt["K"]),
@@ -104,13 +100,13 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
     (measurable quantities only).
     """
     points = _validate_grid(grid)
-    if not _is_int(num_instances) or num_instances < 1:
+    if not is_int(num_instances) or num_instances < 1:
         raise ValueError(f"num_instances={num_instances!r}: must be an integer >= 1")
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 1")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype={dtype!r}: must be torch.float32 or torch.float64")
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed={seed!r}: must be an integer >= 0")
     if not callable(builder):
         raise ValueError(f"builder={builder!r}: must be callable as "

@@ -9,12 +9,12 @@ import pandas as pd
 import torch
 
 from ..constructions import BUILDERS
-from ..utils import resolve_device
+from ..utils import is_int, resolve_device
 from .bound import Bound
 from .checking import check, growth_slopes
 from .claims import CLAIMS, EXPECTED_FAILURES, check_sizes
 from .grids import SMOKE_GRID, Profile, profile
-from .measurement import _is_int, measure
+from .measurement import measure
 from .registry import get_bound
 
 __all__ = ["ClaimFailed", "REPORT_COLUMNS", "verify"]
@@ -94,7 +94,7 @@ REPORT_COLUMNS = ["construction", "bound", "kind", "const", "expected", "status"
 
 
 def _positive_int_or_none(name: str, value, least: int = 1):
-    if value is not None and not (_is_int(value) and value >= least):
+    if value is not None and not (is_int(value) and value >= least):
         raise ValueError(f"{name}={value!r}: must be None or an integer >= {least}")
 
 

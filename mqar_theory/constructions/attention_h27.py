@@ -64,7 +64,7 @@ from __future__ import annotations
 import torch
 
 from ..mixers.linear_bias_attention import MASKS, linear_bias_attention
-from .base import Construction, frozen
+from .base import Construction, check_threshold, frozen
 
 __all__ = ["AttentionH27", "attention_h27"]
 
@@ -85,8 +85,7 @@ class AttentionH27(Construction):
         super().__init__(vocab_size, seq_len)
         if mask not in MASKS:
             raise ValueError(f"mask={mask!r}: must be one of {MASKS}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-            raise ValueError(f"threshold={threshold!r}: must be a number in (0, 1)")
+        check_threshold(threshold)
         c, N = vocab_size, seq_len
         self.mask, self.threshold, self.width = mask, float(threshold), 3 * c
         d, half = 3 * c, c // 2

@@ -76,7 +76,8 @@ import math
 
 import torch
 
-from .base import Construction, frozen
+from ..utils import is_number
+from .base import Construction, check_threshold, frozen
 
 __all__ = ["AttentionSoftmax", "attention_softmax", "softmax_attention"]
 
@@ -97,8 +98,7 @@ def softmax_attention(u, W_Q, W_K, W_V, W_O, rel_bias) -> torch.Tensor:
 
 
 def _positive(name: str, value) -> float:
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (is_number and math.isfinite(value) and value > 0):
+    if not (is_number(value) and value > 0):
         raise ValueError(f"{name}={value!r}: must be a finite number > 0")
     return float(value)
 
@@ -114,8 +114,7 @@ class AttentionSoftmax(Construction):
                  threshold: float = 0.5):
         super().__init__(vocab_size, seq_len)
         m, beta1 = _positive("margin_nats", margin_nats), _positive("beta1", beta1)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-            raise ValueError(f"threshold={threshold!r}: must be a number in (0, 1)")
+        check_threshold(threshold)
         c, N = vocab_size, seq_len
         b = max(1, math.ceil(math.log2(c)))
         d = 4 * b + 2

@@ -20,18 +20,26 @@ import torch
 from torch import nn
 
 from ..data import mqar_oracle
+from ..utils import is_int, is_number
 
-__all__ = ["Construction", "expected_answers", "check_vocab_seq", "frozen"]
+__all__ = ["Construction", "expected_answers", "check_vocab_seq", "check_threshold", "frozen"]
 
 
 def check_vocab_seq(vocab_size, seq_len) -> None:
     """ValueError unless vocab_size is an even int >= 4 and seq_len an int >= 4."""
-    if not (isinstance(vocab_size, int) and not isinstance(vocab_size, bool) and vocab_size >= 4):
+    if not (is_int(vocab_size) and vocab_size >= 4):
         raise ValueError(f"vocab_size={vocab_size!r}: must be an integer >= 4")
     if vocab_size % 2:
         raise ValueError(f"vocab_size={vocab_size!r}: must be even (keys [1, c/2), values [c/2, c))")
-    if not (isinstance(seq_len, int) and not isinstance(seq_len, bool) and seq_len >= 4):
+    if not (is_int(seq_len) and seq_len >= 4):
         raise ValueError(f"seq_len={seq_len!r}: must be an integer >= 4")
+
+
+def check_threshold(threshold) -> float:
+    """The read-out threshold every construction takes: a number in (0, 1)."""
+    if not (is_number(threshold) and 0 < threshold < 1):
+        raise ValueError(f"threshold={threshold!r}: must be a number in (0, 1)")
+    return float(threshold)
 
 
 def frozen(t: torch.Tensor) -> nn.Parameter:

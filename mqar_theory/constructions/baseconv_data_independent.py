@@ -105,7 +105,8 @@ import torch
 from torch import nn
 
 from ..mixers.conv import causal_conv
-from .base import Construction, frozen
+from ..utils import is_int
+from .base import Construction, check_threshold, frozen
 
 __all__ = ["BaseConvDataIndependent", "baseconv_data_independent", "data_independent_counts"]
 
@@ -257,9 +258,8 @@ class BaseConvDataIndependent(Construction):
     def __init__(self, vocab_size: int, seq_len: int, threshold: float = 0.5, *,
                  dtype: torch.dtype = torch.float64, device="cpu", chunk_elements: int = 2**22):
         super().__init__(vocab_size, seq_len)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-            raise ValueError(f"threshold={threshold!r}: must be a number in (0, 1)")
-        if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int) or chunk_elements < 1:
+        check_threshold(threshold)
+        if not (is_int(chunk_elements) and chunk_elements >= 1):
             raise ValueError(f"chunk_elements={chunk_elements!r}: must be an integer >= 1")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype={dtype!r}: must be torch.float32 or torch.float64")

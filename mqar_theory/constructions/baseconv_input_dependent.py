@@ -85,6 +85,7 @@ import torch
 import torch.nn.functional as F
 
 from ..mixers.conv import causal_conv
+from ..utils import is_int
 from .base import Construction, frozen
 from .primitives import BaseConvParams
 
@@ -249,8 +250,7 @@ class BaseConvInputDependent(Construction):
         c, N = vocab_size, seq_len
         if max_distances is None:
             max_distances = N - 1
-        if not (isinstance(max_distances, int) and not isinstance(max_distances, bool)
-                and 1 <= max_distances <= N - 1):
+        if not (is_int(max_distances) and 1 <= max_distances <= N - 1):
             raise ValueError(
                 f"max_distances={max_distances!r}: must be None or an integer in [1, seq_len-1={N - 1}]")
         if not isinstance(mask_query_rows, bool):
@@ -289,7 +289,7 @@ class BaseConvInputDependent(Construction):
         else:
             distances = list(distances)
             for s in distances:
-                if not (isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= N - 1):
+                if not (is_int(s) and 1 <= s <= N - 1):
                     raise ValueError(f"distances: {s!r} must be an integer in [1, seq_len-1={N - 1}] "
                                      "(distance 0 would match a query with itself, erratum 2.5.4)")
             if len(set(distances)) != len(distances):

@@ -108,7 +108,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Construction, frozen
+from .base import Construction, check_threshold, frozen
 
 __all__ = ["BaseConvSorting", "baseconv_sorting", "sorting_counts", "bitonic_stages"]
 
@@ -368,8 +368,7 @@ class BaseConvSorting(Construction):
     def __init__(self, vocab_size: int, seq_len: int, threshold: float = 0.5, *,
                  dtype: torch.dtype = torch.float64, device="cpu"):
         super().__init__(vocab_size, seq_len)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
-            raise ValueError(f"threshold={threshold!r}: must be a number in (0, 1)")
+        check_threshold(threshold)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype={dtype!r}: must be torch.float32 or torch.float64")
         c, N = vocab_size, seq_len

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import torch
 
 from ..mixers.baseconv import baseconv
+from ..utils import is_int
 
 __all__ = [
     "BaseConvParams",
@@ -69,19 +70,16 @@ __all__ = [
 DTYPE = torch.float64
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
 
 def _check_dims(d, N) -> None:
-    if not (_is_int(d) and d >= 1):
+    if not (is_int(d) and d >= 1):
         raise ValueError(f"d={d!r}: must be an integer >= 1")
-    if not (_is_int(N) and N >= 1):
+    if not (is_int(N) and N >= 1):
         raise ValueError(f"N={N!r}: must be an integer >= 1")
 
 
 def _check_feature(name: str, f, d: int) -> None:
-    if not (_is_int(f) and 0 <= f < d):
+    if not (is_int(f) and 0 <= f < d):
         raise ValueError(f"{name}={f!r}: must be a feature index in [0, d={d})")
 
 
@@ -178,7 +176,7 @@ def _impulse(k: int, N: int, d: int) -> torch.Tensor:
 
 
 def _check_shift(s, N, low: int = 0) -> None:
-    if not (_is_int(s) and low <= s < N):
+    if not (is_int(s) and low <= s < N):
         raise ValueError(f"s={s!r}: must be an integer in [{low}, N={N})")
 
 
@@ -245,7 +243,7 @@ def block_add(d: int, N: int, s: int) -> list[BaseConvParams]:
     Needs 1 <= s and 2s <= N.
     """
     _check_dims(d, N)
-    if not (_is_int(s) and s >= 1):
+    if not (is_int(s) and s >= 1):
         raise ValueError(f"s={s!r}: must be an integer >= 1")
     if 2 * s > N:
         raise ValueError(f"s={s!r}: block add needs 2s <= N={N}")
@@ -316,7 +314,7 @@ def feature_shift(shifts: Sequence[int], N: int, cyclic: bool = True) -> BaseCon
     _check_dims(d, N)
     h = _zeros(N, d)
     for q, s in enumerate(shifts):
-        if not (_is_int(s) and 0 <= s < N):
+        if not (is_int(s) and 0 <= s < N):
             raise ValueError(f"shifts[{q}]={s!r}: must be an integer in [0, N={N})")
         h[s, q] = 1.0
     return BaseConvParams(_zeros(d, d), _ones(N, d), _zeros(N, d), h, cyclic=cyclic)
