@@ -4,6 +4,7 @@ Every registered constructor returns a module mapping (B, N, d) to (B, N, d) cau
 """
 
 from .attention import Attention
+from .base import Mixer, check_dims
 from .baseconv import BaseConv, baseconv, baseconv_direct
 from .conv import causal_conv, causal_conv_direct, cyclic_conv, cyclic_conv_direct
 from .linear_bias_attention import LinearBiasAttention, linear_bias_attention, linear_bias_attention_direct
@@ -25,6 +26,8 @@ def get_mixer(name: str, d_model: int, seq_len: int, **kw):
 __all__ = [
     "MIXERS",
     "get_mixer",
+    "Mixer",
+    "check_dims",
     "Attention",
     "BaseConv",
     "LinearBiasAttention",

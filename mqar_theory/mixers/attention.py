@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import Mixer
+
 __all__ = ["Attention"]
 
 
-class Attention(nn.Module):
+class Attention(Mixer):
     """``Attention(d_model, seq_len, num_heads=1)``: causal softmax MHA, (B, N, d) -> (B, N, d).
 
     ``seq_len`` is accepted for the registry's uniform signature; attention has no length-dependent
@@ -24,12 +26,10 @@ class Attention(nn.Module):
     uses_positions = True  # LanguageModel adds learned absolute positions for this mixer
 
     def __init__(self, d_model: int, seq_len: int, num_heads: int = 1, bias: bool = True):
-        super().__init__()
-        if not (isinstance(d_model, int) and d_model >= 1):
-            raise ValueError(f"d_model={d_model!r}: must be an integer >= 1")
+        super().__init__(d_model, seq_len)
         if not (isinstance(num_heads, int) and num_heads >= 1 and d_model % num_heads == 0):
             raise ValueError(f"num_heads={num_heads!r}: must be a positive divisor of d_model={d_model}")
-        self.d_model, self.seq_len, self.num_heads = d_model, seq_len, num_heads
+        self.num_heads = num_heads
         self.Wqkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
@@ -53,6 +53,15 @@ class Attention(nn.Module):
             p = torch.exp(s - s.amax(-1, keepdim=True))
             y[:, :, i : i + 1] = (p / p.sum(-1, keepdim=True)) @ v[:, :, : i + 1]
         return self.out_proj(y.transpose(1, 2).reshape(u.shape))
+
+    def state_size(self, seq_len: int | None = None) -> int:
+        """The KV cache: keys and values of every past token, 2·n·d numbers."""
+        return 2 * self._n(seq_len) * self.d_model
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """8d² (Wqkv 6d², out_proj 2d²) + 4nd (scores and weighted sum, counted dense as SDPA is)."""
+        n, d = self._n(seq_len), self.d_model
+        return 8 * d * d + 4 * n * d
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, num_heads={self.num_heads}"

@@ -17,7 +17,9 @@ import math
 import torch
 from torch import nn
 
-from .conv import causal_conv, causal_conv_direct, cyclic_conv, cyclic_conv_direct
+from ..flops import fft_flops
+from .base import Mixer
+from .conv import _next_pow2, causal_conv, causal_conv_direct, cyclic_conv, cyclic_conv_direct
 
 __all__ = ["BaseConv", "baseconv", "baseconv_direct"]
 
@@ -39,7 +41,7 @@ def baseconv_direct(u, W, b1, b2, h, *, cyclic: bool = False) -> torch.Tensor:
     return (u @ W + b1[:n]) * (conv(u, h) + b2[:n])
 
 
-class BaseConv(nn.Module):
+class BaseConv(Mixer):
     """Trainable BaseConv layer: ``BaseConv(d_model, seq_len, kernel_size=None)``.
 
     kernel_size=None (or -1) gives a long filter h of shape (seq_len, d); an int k a short one (k, d).
@@ -49,18 +51,15 @@ class BaseConv(nn.Module):
     """
 
     def __init__(self, d_model: int, seq_len: int, kernel_size: int | None = None, cyclic: bool = False):
-        super().__init__()
-        if not (isinstance(d_model, int) and d_model >= 1):
-            raise ValueError(f"d_model={d_model!r}: must be an integer >= 1")
-        if not (isinstance(seq_len, int) and seq_len >= 1):
-            raise ValueError(f"seq_len={seq_len!r}: must be an integer >= 1")
+        super().__init__(d_model, seq_len)
+        d_model, seq_len = self.d_model, self.seq_len
         if kernel_size == -1:
             kernel_size = None
         if kernel_size is not None and not (isinstance(kernel_size, int) and 1 <= kernel_size <= seq_len):
             raise ValueError(f"kernel_size={kernel_size!r}: must be None/-1 (long) or an integer in [1, seq_len]")
         d, N = d_model, seq_len
         L = N if kernel_size is None else kernel_size
-        self.d_model, self.seq_len, self.kernel_size, self.cyclic = d, N, kernel_size, cyclic
+        self.kernel_size, self.cyclic = kernel_size, bool(cyclic)
         bound = 1 / math.sqrt(d)
         self.W = nn.Parameter(torch.empty(d, d).uniform_(-bound, bound))  # (d, d)
         self.b1 = nn.Parameter(torch.zeros(N, d))  # (N, d)
@@ -73,12 +72,30 @@ class BaseConv(nn.Module):
         self.h = nn.Parameter(h)  # (L, d)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, n, d)
-        if u.shape[1] > self.seq_len:
-            raise ValueError(f"input length {u.shape[1]} exceeds seq_len={self.seq_len}")
         return baseconv(u, self.W, self.b1, self.b2, self.h, cyclic=self.cyclic)
 
     def forward_reference(self, u: torch.Tensor) -> torch.Tensor:
         return baseconv_direct(u, self.W, self.b1, self.b2, self.h, cyclic=self.cyclic)
+
+    def state_size(self, seq_len: int | None = None) -> int:
+        """A recurrent BaseConv keeps the last L inputs its filter reaches: min(L, n)·d numbers."""
+        n = self._n(seq_len)
+        return min(self.h.shape[0], n) * self.d_model
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """2d² for u W, plus the FFT convolution when the filter reaching the input has more than 8 taps:
+        rfft of u and of h and one irfft, each of d vectors of length m (the power of two >= n + L' - 1,
+        m = n for a cyclic filter), per sequence, divided by n. Short filters (<= 8 taps) are shifted adds,
+        elementwise and not counted (``mqar_theory.flops`` convention)."""
+        n, d = self._n(seq_len), self.d_model
+        taps = min(self.h.shape[0], n)
+        if self.cyclic:
+            m = n
+        elif taps <= 8:
+            return 2.0 * d * d
+        else:
+            m = _next_pow2(n + taps - 1)
+        return 2.0 * d * d + 3 * d * fft_flops(m) / n
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}, kernel_size={self.kernel_size}"

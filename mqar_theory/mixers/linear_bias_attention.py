@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Mixer
+
 __all__ = ["LinearBiasAttention", "linear_bias_attention", "linear_bias_attention_direct", "MASKS"]
 
 MASKS = ("none", "causal", "strict")
@@ -46,17 +48,14 @@ def linear_bias_attention_direct(u, W_Q, W_K, W_V, B, mask: str = "strict") -> t
     return out
 
 
-class LinearBiasAttention(nn.Module):
+class LinearBiasAttention(Mixer):
     """``LinearBiasAttention(d_model, seq_len, mask="causal")``; weights right-multiplied, B zero at init."""
 
     def __init__(self, d_model: int, seq_len: int, mask: str = "causal"):
-        super().__init__()
+        super().__init__(d_model, seq_len)
         if mask not in MASKS:
             raise ValueError(f"mask={mask!r}: must be one of {MASKS}")
-        if not (isinstance(d_model, int) and d_model >= 1):
-            raise ValueError(f"d_model={d_model!r}: must be an integer >= 1")
-        if not (isinstance(seq_len, int) and seq_len >= 1):
-            raise ValueError(f"seq_len={seq_len!r}: must be an integer >= 1")
+        d_model, seq_len = self.d_model, self.seq_len
         std = d_model**-0.5
         self.mask = mask
         self.W_Q = nn.Parameter(std * torch.randn(d_model, d_model))
@@ -69,3 +68,12 @@ class LinearBiasAttention(nn.Module):
 
     def forward_reference(self, u):
         return linear_bias_attention_direct(u, self.W_Q, self.W_K, self.W_V, self.B, self.mask)
+
+    def state_size(self, seq_len: int | None = None) -> int:
+        """Keys and values of every past token (the bias row B[i] is a weight, not state): 2·n·d."""
+        return 2 * self._n(seq_len) * self.d_model
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """6d² (Q, K, V) + 4nd (Q Kᵀ and A V, dense n×n products)."""
+        n, d = self._n(seq_len), self.d_model
+        return 6 * d * d + 4 * n * d
