@@ -10,7 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["savefig", "MIXER_COLORS", "set_style", "default_fig_dir"]
+__all__ = ["savefig", "MIXER_COLORS", "set_style", "default_fig_dir", "figure_dir", "REPO_ROOT", "SMOKE_DIR"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: where smoke runs write figures and results unless told otherwise (git-ignored): never figures/ or results/
+SMOKE_DIR = REPO_ROOT / "build" / "smoke"
 
 MIXER_COLORS = {
     "attention": "#0072B2",
@@ -27,7 +31,15 @@ MIXER_COLORS = {
 def default_fig_dir() -> Path:
     """``$MQAR_FIG_DIR`` if set, else ``figures/`` at the repository root."""
     env = os.environ.get("MQAR_FIG_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "figures"
+    return Path(env) if env else REPO_ROOT / "figures"
+
+
+def figure_dir(fig_dir: str | os.PathLike | None = None, smoke: bool = False) -> Path:
+    """Where a notebook writes its figures: ``fig_dir`` when given; else ``SMOKE_DIR/figures`` for a smoke
+    run (so smoke output never replaces the committed figures); else ``default_fig_dir()``."""
+    if fig_dir not in (None, ""):
+        return Path(fig_dir)
+    return SMOKE_DIR / "figures" if smoke else default_fig_dir()
 
 
 def set_style() -> None:
