@@ -5,8 +5,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_FLAGS ?= -q
+# Extra flags for `make lab`, e.g. `make lab LAB_FLAGS=--allow-root` in a container running as root,
+# or `LAB_FLAGS="--no-browser --port 8899"`.
+LAB_FLAGS ?=
+# The named Jupyter kernel of this environment (installed into .venv by `make kernel`; any JupyterLab that
+# looks at .venv/share/jupyter, or a user's own one after `make kernel KERNEL_PREFIX=--user`, lists it).
+KERNEL_NAME    := mqar_theory
+KERNEL_DISPLAY := Python (mqar_theory)
+KERNEL_PREFIX  ?= --sys-prefix
 
-.PHONY: all figures test lint lab clean-notebooks clean
+.PHONY: all figures test lint lab kernel clean-notebooks clean
 
 all: test
 
@@ -29,9 +37,13 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check mqar_theory tests benchmarks notebooks
 
-## JupyterLab on notebooks/ with the project's environment as kernel.
-lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+## The named kernel "mqar_theory" (this .venv's python) for JupyterLab.
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install $(KERNEL_PREFIX) --name $(KERNEL_NAME) --display-name "$(KERNEL_DISPLAY)"
+
+## JupyterLab on notebooks/ with the project's kernel; as root: make lab LAB_FLAGS=--allow-root
+lab: kernel
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_FLAGS)
 
 ## Strip outputs and execution counts from notebooks (keeps tags); run before committing.
 clean-notebooks: $(STAMP)

@@ -1,9 +1,9 @@
 """Speed of the vectorised MQAR generator against a naive per-example generator, in the same run.
 
-The baseline follows the official code's approach (zoology-code.md §1.2): one Python iteration per
+The baseline follows the official code's approach (docs/official-code.md, "MQAR generator"): one Python iteration per
 example with numpy's legacy ``RandomState.choice(replace=False)`` over the whole key and value ranges
 (a full permutation, O(c) work per example), then successive weighted sampling of the query slots.
-Target (issue 2): at c=8192, N=256, K=16 and 20,000 examples the library generator is at least 20x faster.
+Target: at c=8192, N=256, K=16 and 20,000 examples the library generator is at least 20x faster.
 
     python benchmarks/data.py [--examples 20000] [--repeats 3]
 """

@@ -1,6 +1,9 @@
-"""Command line: ``python -m mqar_theory.cli {notebooks,train,check-bounds,check-notebooks,strip-notebooks}``.
+"""Command line: ``python -m mqar_theory.cli {notebooks,train,check-bounds,sweep,check-notebooks,strip-notebooks}``.
 
-Each command is a thin wrapper over a library function that notebooks and scripts call directly.
+Each command is a thin wrapper over a library function that notebooks and scripts call directly. The console
+script ``mqar-theory`` is the same program. A user error (a bad value, an unknown mixer or notebook, a device that is
+not there) prints one ``error: ...`` line and exits with status 2; heavy modules (torch, sympy, pandas) are imported
+inside the command that needs them, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -12,23 +15,27 @@ from . import notebooks as nbs
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="mqar-theory", description=__doc__)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    ap = argparse.ArgumentParser(prog="mqar-theory", description=__doc__, formatter_class=fmt)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("notebooks", help="execute the notebooks with papermill (writes figures/)")
-    run.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
-    run.add_argument("--smoke", action="store_true", help="tiny sizes (SMOKE=True)")
-    run.add_argument("--device", default=None, help="DEVICE parameter: auto | cpu | cuda")
+    run = sub.add_parser("notebooks", formatter_class=fmt,
+                         help="execute the notebooks with papermill (writes figures/; --smoke writes build/smoke/)")
+    run.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these (each must "
+                     "match one)")
+    run.add_argument("--smoke", action="store_true",
+                     help="tiny sizes (SMOKE=True); figures go to build/smoke/figures, never figures/")
+    run.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                     help="DEVICE parameter (default: each notebook's own, 'auto')")
     run.add_argument("--log-output", action="store_true", help="stream cell output to the terminal")
-    tr = sub.add_parser("train", help="train one model on MQAR (run_mqar) and print its metrics as JSON")
+    tr = sub.add_parser("train", formatter_class=fmt, epilog=TRAIN_EPILOG,
+                        help="train one model on MQAR (run_mqar) and print its metrics as JSON")
     tr.add_argument("--mixer", default="attention", help="registered mixer name (see mqar_theory.mixers.MIXERS)")
-    for flag, typ, default in [("--d-model", int, 64), ("--n-layers", int, 2), ("--vocab-size", int, 64),
-                               ("--seq-len", int, 32), ("--num-kv-pairs", int, 4), ("--num-train", int, 4000),
-                               ("--num-test", int, 500), ("--lr", float, 3e-3), ("--init-std", float, 0.1),
-                               ("--epochs", int, 10), ("--batch-size", int, 64), ("--seed", int, 0)]:
-        tr.add_argument(flag, type=typ, default=default)
-    tr.add_argument("--device", default="auto")
-    cb = sub.add_parser("check-bounds", help="measure every hand-set construction over the grid and check "
-                        "every claim (bounds.verify); prints the report, exit 1 on a failed claim")
+    for flag, typ, default in TRAIN_DEFAULTS:
+        tr.add_argument(flag, type=typ, default=default, help=f"run_mqar's {flag[2:].replace('-', '_')}")
+    tr.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto takes CUDA when present)")
+    cb = sub.add_parser("check-bounds", formatter_class=fmt,
+                        help="measure every hand-set construction over the grid and check every claim "
+                        "(bounds.verify); prints the report, exit 1 on a failed claim")
     cb.add_argument("--smoke", action="store_true", help="the small SMOKE_GRID (seconds)")
     cb.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="auto takes CUDA, and with it the float32 GPU profile, when present")
@@ -40,8 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     cb.add_argument("--only", action="append", default=None, metavar="NAME",
                     help="check only this construction (repeatable)")
     cb.add_argument("--progress", action="store_true", help="tqdm bars over the grid points")
+    cb.add_argument("--vocab-sizes", default=None, metavar="C1,C2,..",
+                    help="a user grid: these vocabulary sizes (even, >= 4) with every --seq-lens value")
+    cb.add_argument("--seq-lens", default=None, metavar="N1,N2,..",
+                    help="a user grid: these sequence lengths (>= 4); give with --vocab-sizes")
     sub.add_parser("check-notebooks", help="exactly one parameters cell and no committed outputs")
     sub.add_parser("strip-notebooks", help="remove outputs and execution counts (keeps tags)")
+    sw = sub.add_parser("sweep", formatter_class=fmt,
+                        help="run or resume a sweep (a YAML spec under sweeps/), one JSON record per run")
+    _sweep_arguments(sw)
     args = ap.parse_args(argv)
 
     if args.cmd == "notebooks":
@@ -50,24 +64,21 @@ def main(argv: list[str] | None = None) -> int:
             params["SMOKE"] = True
         if args.device:
             params["DEVICE"] = args.device
+        try:  # every argument is checked before the first notebook runs
+            paths = nbs.select_notebooks(args.names)
+            if args.device == "cuda":
+                _check_device(args.device)
+        except ValueError as e:
+            return _user_error(e)
         try:
-            for out in nbs.run_notebooks(args.names, params, log_output=args.log_output):
+            for out in nbs.run_notebooks(args.names, params, log_output=args.log_output, paths=paths):
                 print(f"  ok: {out}")
         except nbs.NotebookFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         return 0
     if args.cmd == "train":
-        import json
-
-        from .train import run_mqar
-
-        kw = {k: v for k, v in vars(args).items() if k not in ("cmd", "mixer")}
-        record = run_mqar(args.mixer, progress=sys.stderr.isatty(), **kw)
-        keep = ("test_accuracy", "train_accuracy", "steps", "epochs", "stopped_early", "seconds", "device",
-                "num_parameters")
-        print(json.dumps({k: record[k] for k in keep} | {"config": record["config"]}, indent=1, default=str))
-        return 0
+        return _train(args)
     if args.cmd == "check-bounds":
         return _check_bounds(args)
     if args.cmd == "check-notebooks":
@@ -76,12 +87,84 @@ def main(argv: list[str] | None = None) -> int:
         for name, problems in bad.items():
             print(f"{name}: " + "; ".join(problems), file=sys.stderr)
         return 1 if bad else 0
+    if args.cmd == "sweep":
+        from .sweep.cli import main as sweep_main
+
+        return sweep_main(args)
     if args.cmd == "strip-notebooks":
         for p in nbs.notebook_paths():
             if nbs.strip_outputs(p):
                 print(f"stripped {p.name}")
         return 0
     return 2
+
+
+#: ``train``'s flags and defaults: exactly ``run_mqar``'s keyword defaults (tests/test_cli.py compares them with
+#: its signature), so the command line and the library train the same model unless told otherwise.
+TRAIN_DEFAULTS = [("--d-model", int, 64), ("--n-layers", int, 2), ("--vocab-size", int, 8192),
+                  ("--seq-len", int, 64), ("--num-kv-pairs", int, 4), ("--num-train", int, 20_000),
+                  ("--num-test", int, 1_000), ("--lr", float, 1e-3), ("--init-std", float, 0.02),
+                  ("--epochs", int, 10), ("--batch-size", int, 64), ("--seed", int, 0)]
+
+TRAIN_EPILOG = ("The defaults are run_mqar's: the paper's cell (c=8192, N=64, K=4) with the official init "
+                "(init_std 0.02), minutes on a CPU. A seconds-long CPU run where attention reaches ~0.99: "
+                "--vocab-size 64 --seq-len 32 --num-train 4000 --num-test 500 --lr 3e-3 --init-std 0.1")
+
+
+def _sweep_arguments(sp) -> None:
+    """The ``sweep`` flags (parsed here, so ``--help`` imports nothing; run by ``mqar_theory.sweep.cli``)."""
+    sp.add_argument("spec", help="a YAML spec, or the name of one under sweeps/ (e.g. figure2_smoke)")
+    sp.add_argument("--results", required=True, help="directory of the run records (created; resumed if present)")
+    sp.add_argument("--workers", type=int, default=1, help="runs at once (local processes or Ray CPUs)")
+    sp.add_argument("--device", default="auto", help="auto | cpu | cuda (several runs share one GPU)")
+    sp.add_argument("--backend", default="local", choices=["local", "ray"])
+    sp.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    sp.add_argument("--gpus-per-run", type=float, default=None, help="GPU fraction per Ray task (default 0.25)")
+    sp.add_argument("--retrain", action="store_true", help="retrain every run (same as MQAR_RETRAIN=1)")
+    sp.add_argument("--dry-run", action="store_true", help="validate and list the runs; train nothing")
+
+
+def _user_error(e: Exception) -> int:
+    """One line on stderr and exit status 2, as argparse does for a malformed command line."""
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+def _check_device(device: str) -> None:
+    from .utils import resolve_device
+
+    resolve_device(device)  # ValueError naming the device when it is not there
+
+
+def _train(args) -> int:
+    import json
+
+    from .mixers import MIXERS
+    from .train import run_mqar
+
+    try:
+        if args.mixer not in MIXERS:
+            raise ValueError(f"--mixer {args.mixer!r}: unknown; registered mixers are {sorted(MIXERS)}")
+        _check_device(args.device)
+        kw = {k: v for k, v in vars(args).items() if k not in ("cmd", "mixer")}
+        record = run_mqar(args.mixer, progress=sys.stderr.isatty(), **kw)
+    except ValueError as e:
+        return _user_error(e)
+    keep = ("test_accuracy", "train_accuracy", "steps", "epochs", "stopped_early", "seconds", "device",
+            "num_parameters", "status")
+    print(json.dumps({k: record[k] for k in keep if k in record} | {"config": record["config"]}, indent=1,
+                     default=str))
+    return 0
+
+
+def _int_list(flag: str, text):
+    """'6,10,66' -> [6, 10, 66]; None stays None; ValueError naming the flag otherwise."""
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()] or None
+    except ValueError:
+        raise ValueError(f"{flag}={text!r}: must be comma-separated integers, e.g. 6,10,66") from None
 
 
 def _check_bounds(args) -> int:
@@ -92,9 +175,10 @@ def _check_bounds(args) -> int:
     from . import bounds
 
     try:
+        grid = {k: _int_list(f"--{k.replace('_', '-')}", getattr(args, k)) for k in ("vocab_sizes", "seq_lens")}
         tables, report = bounds.verify(args.device, smoke=args.smoke, num_instances=args.instances,
                                        max_N=args.max_n, max_c=args.max_c, seed=args.seed,
-                                       progress=args.progress, constructions=args.only)
+                                       progress=args.progress, constructions=args.only, **grid)
         failure = None
     except bounds.ClaimFailed as e:
         tables, report, failure = e.tables, e.report, e
@@ -104,7 +188,7 @@ def _check_bounds(args) -> int:
     points = sum(len(df) for df in tables.values())
     instances = sum(int(df["instances"].sum()) for df in tables.values())
     print(f"check-bounds: {len(tables)} constructions, {points} grid points, {instances} instances verified")
-    cols = ["construction", "bound", "const", "status", "rows", "min_ratio", "max_ratio", "slope_N",
+    cols = ["construction", "bound", "basis", "const", "status", "rows", "min_ratio", "max_ratio", "slope_N",
             "slope_c", "ok"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 48):
         print(report[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

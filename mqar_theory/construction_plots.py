@@ -7,7 +7,8 @@
   sorting-network BaseConv follows Thm 4.4's N log c · polylog; the input-dependent one t·N·c.
 * ``float32_margins(tables, profile)``: the N-sweep rows with the smallest float32 decision margin
   (re-measured in float32 when the profile runs in float64), asserting exactness and margin > 0.
-* ``plot_margins(margin_tables)``: those margins against N.
+* ``plot_margins(margin_tables)``: those margins against N, one panel per construction (their
+  units differ; each is 1/2 when ideal).
 
 Each returns the figure; saving is ``plotting.savefig``'s job. The tables are ``bounds.verify``'s.
 """
@@ -24,7 +25,8 @@ from . import bounds as B
 from .constructions import BUILDERS
 from .plotting import MIXER_COLORS
 
-__all__ = ["CURVES", "TEX", "STYLES", "float32_margins", "plot_parameter_efficiency", "plot_margins"]
+__all__ = ["CURVES", "TEX", "STYLES", "MARGIN_UNITS", "float32_margins", "plot_parameter_efficiency",
+           "plot_margins"]
 
 CURVES = {  # construction -> (bound drawn on the parameters panel, bound drawn on the width panel)
     "attention_h27": ("prop4.3-params", "prop4.3-width"),
@@ -38,7 +40,7 @@ TEX = {  # bound id -> (its expression in TeX, short source for the legend)
     "prop4.3-width": (r"3c", "H.26"),
     "softmax-params": (r"\log_2^2 c", "ours"),
     "softmax-width": (r"\log_2 c", "ours"),
-    "di-params": (r"N^2\log_2 c", "ours"),
+    "di-params": (r"N\log_2 c\,(N + \log_2\log_2 c)", "ours"),
     "di-width": (r"N\log_2 c", "ours"),
     "thm4.4-params": (r"N\log_2 c\,\log_2^2(Nc)", "Thm 4.4"),
     "sort-width": (r"\log_2(Nc)", "ours"),
@@ -118,7 +120,7 @@ def plot_parameter_efficiency(tables: dict, profile: B.Profile, ax=None):
         marker, size = STYLES[name]
         N_ = rows["N"].to_numpy(float)
         values = {"N": N_, "c": rows["c"].to_numpy(float),
-                  "t": rows["max_distances" if "max_distances" in rows else "t"].to_numpy(float)}
+                  "t": rows["t"].to_numpy(float)}
         for axis, col, bid in zip(axes, ["params", "width"], CURVES[name], strict=True):
             axis.plot(N_, rows[col], "-", marker=marker, ms=size, color=color,
                       label=f"{name} ($c$ = {profile.fixed_c[name]})")
@@ -137,23 +139,42 @@ def plot_parameter_efficiency(tables: dict, profile: B.Profile, ax=None):
     return fig
 
 
-def plot_margins(margin_tables: dict, ax=None):
-    """Smallest float32 decision margin of each construction against N (ideal 1/2). ``ax``: None or
-    an Axes. Returns the figure."""
+MARGIN_UNITS = {  # construction -> the units its ``margin`` is measured in (each is 1/2 when ideal)
+    "attention_h27": "value score (count of matching slots)",
+    "attention_softmax": "weakest code bit, |out| − τ",
+    "baseconv_data_independent": "match count M and bit sums Y",
+    "baseconv_sorting": "0/1 output channels",
+    "baseconv_input_dependent": "0/1 match scores",
+}
+
+
+def plot_margins(margin_tables: dict, axes=None):
+    """Smallest float32 decision margin of each construction against N, one panel per construction
+    (each margin is in its own units, named in the panel; the dotted line is the ideal 1/2 and the
+    panel's text the smallest value). ``axes``: None or a sequence of one Axes per construction.
+    Returns the figure."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.8)) if ax is None else (ax.figure, ax)
-    top = 0.5
-    for name, df in margin_tables.items():
+    names = [n for n, df in margin_tables.items() if len(df)]
+    if axes is None:
+        fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.1 * max(1, len(names)), 3.3), squeeze=False)
+        axes = list(axes[0])
+    else:
+        axes = list(np.atleast_1d(axes))
+        if len(axes) != len(names):
+            raise ValueError(f"axes: must be None or {len(names)} Axes, one per construction, got {len(axes)}")
+    fig = axes[0].figure
+    for ax, name in zip(axes, names, strict=True):
+        df = margin_tables[name]
         marker, size = STYLES[name]
-        ax.plot(df["N"], df["margin_min"], "-", marker=marker, ms=size, color=MIXER_COLORS[name], label=name)
-        top = max(top, float(np.nanmax(df["margin_min"])) if len(df) else top)
-    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(0, 1.2 * top if math.isfinite(top) else 0.6)
-    ax.set_xlabel("sequence length $N$")
-    ax.set_ylabel("smallest float32 margin")
-    ax.set_title("decision margins in float32 (ideal 1/2)")
-    ax.legend(fontsize=7, loc="lower left")
+        ax.plot(df["N"], df["margin_min"], "-", marker=marker, ms=size, color=MIXER_COLORS[name])
+        ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+        low = float(np.nanmin(df["margin_min"]))
+        ax.text(0.03, 0.06, f"min {low:.7g}", transform=ax.transAxes, fontsize=7)
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(0, max(0.6, 1.15 * float(np.nanmax(df["margin_min"]))) if math.isfinite(low) else 0.6)
+        ax.set_xlabel("sequence length $N$")
+        ax.set_title(f"{name}\n{MARGIN_UNITS.get(name, 'score units')}", fontsize=8)
+    axes[0].set_ylabel("smallest float32 margin (ideal 1/2)")
     fig.tight_layout()
     return fig

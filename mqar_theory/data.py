@@ -3,8 +3,8 @@
 Task (Zoology, arXiv 2312.04927, Definition 3.1): at every position i of a token sequence
 x_0 .. x_{N-1} over a vocabulary of c tokens, if some j < i has x_j = x_i, output x_{j+1}.
 
-Generator (Algorithm 1 of Appendix E, laid out as the official ``multiquery_ar`` does; see
-``shared/docs/zoology-code.md`` §1.2)::
+Generator (Algorithm 1 of Appendix E, laid out as the official ``multiquery_ar`` of HazyResearch/zoology does;
+``docs/official-code.md`` states its semantics step by step)::
 
     positions   0   1   2   3  ...  2K-2 2K-1 | 2K ... (query region) ... N-1
     inputs      k1  v1  k2  v2 ...  kK   vK   | 0 .. k3 .. 0 .. k1 .. 0 ..
@@ -26,18 +26,25 @@ O(num_examples * seq_len), never O(num_examples * vocab_size).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from .utils import is_int
+from .utils import is_int, is_number, resolve_device
 
 IGNORE_INDEX = -100
+#: largest vocabulary accepted: token ids must fit torch's int32 index kernels and numpy's bounded draws, and a
+#: model's embedding table at c = 2^31 would already hold 2^31 * d numbers (8 GiB per unit of width).
+MAX_VOCAB_SIZE = 2**31
+#: largest num_examples * seq_len accepted: inputs and labels are two int64 tensors of that many entries (16 GiB
+#: each), so a typo such as num_examples=10**9 fails here, not as a MemoryError deep inside numpy.
+MAX_TOKENS = 2**31
 
 __all__ = [
     "IGNORE_INDEX",
+    "MAX_VOCAB_SIZE",
+    "MAX_TOKENS",
     "MQARConfig",
     "MQARData",
     "make_mqar",
@@ -54,7 +61,7 @@ class MQARConfig:
     vocab_size: int = 8192  # c: keys in [1, c/2), values in [c/2, c), 0 is filler
     seq_len: int = 64  # N: even, >= 4 * num_kv_pairs
     num_kv_pairs: int = 4  # K (D in the paper): pairs in the context = queries per example
-    power_a: float = 0.01  # a: query slot g drawn with p(g) ∝ (g+1)^(a-1); a = 1 is uniform
+    power_a: float = 0.01  # a in (0, 1]: query slot g drawn with p(g) ∝ (g+1)^(a-1); a = 1 is uniform
     random_non_queries: bool = False  # filler: 0 (paper's configs) or uniform random tokens
     num_examples: int = 1000
     seed: int = 0
@@ -80,6 +87,8 @@ class MQARData:
         return self.inputs.shape[0]
 
     def to(self, device) -> MQARData:
+        """A copy on ``device`` ("auto", "cpu", "cuda", ...; ``ValueError`` if that device is not there)."""
+        device = resolve_device(device)
         return MQARData(self.inputs.to(device), self.labels.to(device), self.config)
 
 
@@ -90,9 +99,16 @@ def _require(ok: bool, field: str, rule: str, value) -> None:
 
 
 def validate_config(cfg: MQARConfig) -> None:
-    """Raise ``ValueError`` naming the field and the rule for every invalid configuration."""
+    """Raise ``ValueError`` naming the field and the rule for every invalid configuration.
+
+    ``power_a`` must lie in (0, 1]: the paper's power law p(g) ∝ (g+1)^(a-1) makes early slots likelier (a < 1,
+    the paper's 0.01) or is uniform (a = 1); a > 1 would favour the *latest* slots, which no configuration of the
+    paper or the official code uses, so we reject it rather than silently invert the law.
+    """
     c, N, K = cfg.vocab_size, cfg.seq_len, cfg.num_kv_pairs
     _require(is_int(c) and c >= 4, "vocab_size", "must be an integer >= 4", c)
+    _require(c <= MAX_VOCAB_SIZE, "vocab_size", f"must be <= 2**31 = {MAX_VOCAB_SIZE} (token ids index an "
+             "embedding table)", c)
     _require(c % 2 == 0, "vocab_size", "must be even (Algorithm 1 splits it into key and value halves)", c)
     _require(is_int(N) and N >= 4, "seq_len", "must be an integer >= 4", N)
     _require(N % 2 == 0, "seq_len", "must be even (queries sit at even offsets after the context)", N)
@@ -107,14 +123,12 @@ def validate_config(cfg: MQARConfig) -> None:
         K,
     )
     a = cfg.power_a
-    _require(
-        isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) and a > 0,
-        "power_a",
-        "must be a finite number > 0",
-        a,
-    )
+    _require(is_number(a) and 0 < a <= 1, "power_a", "must be a number in (0, 1] (1 = uniform query slots)", a)
     _require(isinstance(cfg.random_non_queries, bool), "random_non_queries", "must be a bool", cfg.random_non_queries)
     _require(is_int(cfg.num_examples) and cfg.num_examples >= 1, "num_examples", "must be an integer >= 1",
+             cfg.num_examples)
+    _require(cfg.num_examples * N <= MAX_TOKENS, "num_examples",
+             f"num_examples * seq_len must be <= 2**31 (two int64 tensors of that size), seq_len={N}",
              cfg.num_examples)
     _require(is_int(cfg.seed) and cfg.seed >= 0, "seed", "must be an integer >= 0", cfg.seed)
 
@@ -140,6 +154,8 @@ def distinct_rows(rng: np.random.Generator, low: int, high: int, n: int, k: int)
 
 def query_slot_probabilities(num_slots: int, power_a: float) -> np.ndarray:
     """p(g) ∝ (g+1)^(a-1) for g = 0 .. S-1 (the official code's power law, normalised)."""
+    _require(is_int(num_slots) and num_slots >= 1, "num_slots", "must be an integer >= 1", num_slots)
+    _require(is_number(power_a) and 0 < power_a <= 1, "power_a", "must be a number in (0, 1]", power_a)
     g = np.arange(num_slots, dtype=np.float64)
     w = np.exp((power_a - 1.0) * np.log1p(g))
     return w / w.sum()
@@ -165,11 +181,18 @@ def make_mqar(config: MQARConfig | None = None, **overrides) -> MQARData:
 
     Same config (seed included) gives the same tensors on every machine.
     """
+    if config is not None and not isinstance(config, MQARConfig):
+        raise ValueError(f"config: must be an MQARConfig or None (then pass the fields as keywords), got "
+                         f"{type(config).__name__}")
+    unknown = sorted(set(overrides) - set(MQARConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not an MQARConfig field; the fields are "
+                         f"{sorted(MQARConfig.__dataclass_fields__)}")
     cfg = MQARConfig(**overrides) if config is None else (
         MQARConfig(**{**asdict(config), **overrides}) if overrides else config
     )
-    c, N, K, n = cfg.vocab_size, cfg.seq_len, cfg.num_kv_pairs, cfg.num_examples
-    rng = np.random.default_rng(cfg.seed)
+    c, N, K, n = int(cfg.vocab_size), int(cfg.seq_len), int(cfg.num_kv_pairs), int(cfg.num_examples)
+    rng = np.random.default_rng(int(cfg.seed))
     half, C = c // 2, 2 * K
     keys = distinct_rows(rng, 1, half, n, K)  # (n, K)
     values = distinct_rows(rng, half, c, n, K)  # (n, K)
@@ -201,11 +224,15 @@ def make_ar(vocab_size: int = 40, seq_len: int = 31, num_examples: int = 1000, s
     """
     _require(is_int(vocab_size) and vocab_size >= 4 and vocab_size % 2 == 0, "vocab_size",
              "must be an even integer >= 4", vocab_size)
+    _require(vocab_size <= 2**16, "vocab_size", "must be <= 2**16 (make_ar keeps a (num_examples, c/2) table)",
+             vocab_size)
     _require(is_int(seq_len) and seq_len >= 3, "seq_len", "must be an integer >= 3", seq_len)
     _require(is_int(num_examples) and num_examples >= 1, "num_examples", "must be an integer >= 1", num_examples)
     _require(is_int(seed) and seed >= 0, "seed", "must be an integer >= 0", seed)
-    rng = np.random.default_rng(seed)
-    c, N, n = vocab_size, seq_len, num_examples
+    _require(num_examples * max(seq_len, vocab_size // 2) <= MAX_TOKENS, "num_examples",
+             f"num_examples * max(seq_len, vocab_size/2) must be <= 2**31, seq_len={seq_len}", num_examples)
+    rng = np.random.default_rng(int(seed))
+    c, N, n = int(vocab_size), int(seq_len), int(num_examples)
     half, P = c // 2, (seq_len - 1) // 2
     table = rng.integers(half, c, size=(n, half))  # (n, c/2) value of each key (index 0 unused)
     keys = rng.integers(1, half, size=(n, P))  # (n, P)
@@ -227,9 +254,17 @@ def mqar_oracle(tokens) -> torch.Tensor:
     The first occurrence is our decision where the definition is silent about repeats: it is the
     context pair in every ``make_mqar`` sequence, so it agrees with the labels even when random
     filler repeats a key (an unlabelled distractor) before the real query.
-    Accepts (N,) or (B, N); returns a LongTensor of the same shape.
+    Accepts (N,) or (B, N) integer token ids (a tensor, array or nested list, N >= 1); returns a LongTensor of the
+    same shape. Anything else (a scalar, a float or bool tensor, a ragged list, rank > 2) is a ``ValueError``.
     """
-    x = torch.as_tensor(tokens)
+    try:
+        x = torch.as_tensor(tokens)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"tokens: must be a tensor of integer token ids of shape (N,) or (B, N): {e}") from None
+    if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+        raise ValueError(f"tokens: must hold integer token ids, got dtype {x.dtype}")
+    if x.dim() not in (1, 2) or x.shape[-1] < 1:
+        raise ValueError(f"tokens: must have shape (N,) or (B, N) with N >= 1, got {tuple(x.shape)}")
     flat = x.reshape(-1, x.shape[-1]).tolist()
     out = []
     for row in flat:

@@ -5,11 +5,14 @@
                         x = x + MLP_l(LN(x))                # optional state mixer (``mlp``)
     logits = LN(x) E^T   (tied head; or an untied Linear)   # (B, N, c)
 
-Decisions (where the official code, zoology-code.md §2.1, differs or is silent):
+Decisions (where the official code, HazyResearch/zoology ``zoology/model.py``, differs or is silent; the facts are
+in ``docs/official-code.md``, "Model"):
 
 * **Mixer**: chosen by name from ``mqar_theory.mixers.MIXERS`` (constructor ``f(d_model, seq_len, **kw)``);
   ``mixer`` may also be a list of names, cycled over the layers (layer l uses ``mixer[l % len]``), for
-  hybrids such as BaseConv + attention.
+  hybrids such as BaseConv + attention. Mixers that set ``uses_tokens`` (the programmatic input-dependent
+  ones) also receive the token ids, ``mixer(LN(x), tokens=inputs)``; ``auxiliary_loss()`` sums the mixers'
+  auxiliary losses of the last forward (the learned selection's penalty), which ``train`` adds to the loss.
 * **Per-layer kwargs**: ``mixer_kwargs`` is one dict for every layer, or a list of dicts cycled the same
   way, e.g. Fig. 2's BaseConv kernel sizes [3, -1] are ``[{"kernel_size": 3}, {"kernel_size": None}]``
   (``BASECONV_FIG2_KWARGS``); with ``n_layers=4`` that gives the ICLR-era [3, -1, 3, -1].
@@ -31,9 +34,10 @@ Decisions (where the official code, zoology-code.md §2.1, differs or is silent)
 
 ``forward(inputs)`` returns logits (B, n, c) for inputs of any length n <= seq_len. ``forward(inputs,
 labels)`` computes the head only at labelled positions (labels != -100), the expensive part at large c
-(zoology-code.md §7.2), and returns ``LMOutput(loss, logits, targets)``: the mean cross-entropy over the
-labelled positions, the (M, c) logits at those positions in row-major order (``x[labels != -100]``) and
-their (M,) labels. The model is causal: the output at position i depends only on tokens 0..i.
+(``docs/official-code.md``, "CPU calibration"), and returns ``LMOutput(loss, logits, targets)``: the mean
+cross-entropy over the labelled positions, the (M, c) logits at those positions in row-major order
+(``x[labels != -100]``) and their (M,) labels. The model is causal: the output at position i depends only on
+tokens 0..i.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from torch import nn
 
 from .data import IGNORE_INDEX
 from .mixers import MIXERS, get_mixer
-from .utils import is_int
+from .utils import check_cuda_args, check_to_args, is_int, is_number
 
 __all__ = ["LanguageModel", "LMOutput", "Block", "MLP", "BASECONV_FIG2_KWARGS"]
 
@@ -86,8 +90,11 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d_model, eps=eps) if mlp_mult else None
         self.mlp = MLP(d_model, mlp_mult) if mlp_mult else None
 
-    def forward(self, x):  # (B, N, d) -> (B, N, d)
-        x = x + self.mixer(self.norm1(x))
+    def forward(self, x, tokens=None):  # (B, N, d) -> (B, N, d); tokens (B, N) reach mixers with uses_tokens
+        if tokens is not None and getattr(self.mixer, "uses_tokens", False):
+            x = x + self.mixer(self.norm1(x), tokens=tokens)
+        else:
+            x = x + self.mixer(self.norm1(x))
         if self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
         return x
@@ -169,11 +176,14 @@ class LanguageModel(nn.Module):
             positions = any(getattr(MIXERS[name], "uses_positions", False) for name in mixers)
         if not isinstance(tie_weights, bool):
             raise ValueError(f"tie_weights={tie_weights!r}: must be a bool")
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+        if not (is_number(dropout) and 0.0 <= dropout < 1.0):
             raise ValueError(f"dropout={dropout!r}: must be a number in [0, 1)")
-        if not (isinstance(init_std, (int, float)) and init_std > 0):
-            raise ValueError(f"init_std={init_std!r}: must be a number > 0")
+        if not (is_number(init_std) and init_std > 0):
+            raise ValueError(f"init_std={init_std!r}: must be a finite number > 0")
+        if not (is_number(layer_norm_eps) and layer_norm_eps > 0):
+            raise ValueError(f"layer_norm_eps={layer_norm_eps!r}: must be a finite number > 0")
 
+        vocab_size, d_model, seq_len, n_layers = int(vocab_size), int(d_model), int(seq_len), int(n_layers)
         self.vocab_size, self.d_model, self.seq_len, self.n_layers = vocab_size, d_model, seq_len, n_layers
         self.mixer_names = mixers
         self.config = dict(
@@ -263,7 +273,7 @@ class LanguageModel(nn.Module):
             x = x + self.position.weight[: inputs.shape[1]]  # (n, d) broadcast over B
         x = self.drop(x)
         for block in self.blocks:
-            x = block(x)  # (B, n, d)
+            x = block(x, inputs)  # (B, n, d)
         return self.norm(x)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
@@ -280,6 +290,27 @@ class LanguageModel(nn.Module):
         logits = self.head(h)  # (M, c)
         targets = labels[mask].long()  # (M,)
         return LMOutput(F.cross_entropy(logits, targets), logits, targets)
+
+    def to(self, *args, **kwargs):
+        """``nn.Module.to``, with a ``ValueError`` naming the device when it is not there (no GPU for "cuda")."""
+        check_to_args(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def cuda(self, device=None):
+        """``nn.Module.cuda``, with a ``ValueError`` when there is no such GPU."""
+        check_cuda_args(device)
+        return super().cuda(device)
+
+    def auxiliary_loss(self) -> torch.Tensor | float:
+        """Sum of the mixers' ``auxiliary_loss()`` from the last forward pass (e.g. the learned
+        sparse-attention selection penalty); 0.0 when no mixer has one. ``train`` adds it to the loss."""
+        total = 0.0
+        for block in self.blocks:
+            aux = getattr(block.mixer, "auxiliary_loss", None)
+            value = aux() if aux is not None else None
+            if value is not None:
+                total = total + value
+        return total
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, d_model={self.d_model}, seq_len={self.seq_len}, "

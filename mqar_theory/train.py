@@ -1,13 +1,14 @@
 """Training and evaluation on MQAR: ``train``, ``evaluate`` and the one-call ``run_mqar``.
 
-Recipe (the official Zoology trainer, zoology-code.md §3.1, with the differences stated):
+Recipe (the official Zoology trainer, HazyResearch/zoology ``zoology/train.py``, summarised in
+``docs/official-code.md``, "Trainer"; the differences stated):
 
 * AdamW over all parameters in one group (lr, weight decay 0.1 by default), fp32 (or the model's dtype);
 * a cosine schedule stepped **per optimizer step** (the official one steps per epoch), from ``lr`` down to
   ``min_lr_ratio * lr`` at the end, after an optional linear warmup of ``warmup_steps``;
 * the training set is a fixed ``MQARData`` reused every epoch, reshuffled each epoch by a
   ``torch.Generator`` seeded with ``seed`` (fixed data, not fresh data, is what learns at CPU budgets:
-  zoology-code.md §7.2); the last batch of an epoch may be smaller;
+  ``docs/official-code.md``, "CPU calibration"); the last batch of an epoch may be smaller;
 * the loss is the mean cross-entropy over labelled positions (labels != -100), computed by the model's
   labelled-positions-only head;
 * accuracy = correct argmax predictions / labelled positions, pooled over the whole set (every MQAR example
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict
 
 import torch
@@ -135,11 +137,15 @@ def train(
     * ``test_accuracy``, ``test_loss``: the last evaluation; ``best_test_accuracy`` over all evaluations;
     * ``train_accuracy``, ``train_loss``: a final evaluation on the first ``train_eval_examples`` training
       rows (all by default), to tell generalisation from memorisation;
+    * ``status``: ``"finished"``, or ``"diverged"`` when a training loss was not finite (checked at every
+      evaluation): training then stops at that evaluation, ``diverged_at_step`` names the first bad step and a
+      ``RuntimeWarning`` is issued, so a NaN run is never reported as a finished one;
     * ``steps`` (optimizer steps done), ``epochs`` (steps / steps per epoch, a float), ``stopped_early``,
       ``seconds`` (wall time of training and evaluation), ``device``, ``num_parameters``;
     * ``loss_history``: the training loss of every step; ``history``: one dict per evaluation with
       ``step, epoch, lr, train_loss, train_accuracy`` (means over the training batches since the previous
-      evaluation), ``test_loss, test_accuracy, seconds``;
+      evaluation), ``test_loss, test_accuracy, seconds``, and ``aux_loss`` (mean of the mixers' auxiliary
+      losses, ``LanguageModel.auxiliary_loss``, which the optimised loss adds to the task loss; 0 if none);
     * ``config``: ``{"model": ..., "train": ..., "train_data": ..., "test_data": ...}``.
 
     ``max_steps`` caps the steps (the cosine schedule spans ``min(epochs * steps_per_epoch, max_steps)``);
@@ -210,17 +216,20 @@ def train(
     history: list[dict] = []
     # running statistics stay on the device between evaluations (no host sync per step)
     pending: list[torch.Tensor] = []  # detached losses since the last evaluation
+    pending_aux: list[torch.Tensor] = []  # detached auxiliary losses (LanguageModel.auxiliary_loss) since then
     run_correct, run_total = torch.zeros((), dtype=torch.long, device=device), 0
     stopped_early, step, test = False, 0, {"accuracy": float("nan"), "loss": float("nan")}
+    diverged_at: int | None = None  # first optimizer step whose training loss was not finite
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, disable=not progress, desc="train", leave=False)
-    while step < total_steps and not stopped_early:
+    while step < total_steps and not stopped_early and diverged_at is None:
         order = torch.randperm(n, generator=shuffle).to(device)  # a fresh shuffle every epoch
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             out = model(inputs[idx], labels[idx])
+            aux = model.auxiliary_loss()  # mixers' auxiliary losses of this forward (0.0 when none)
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            (out.loss + aux).backward()
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             lr_now = opt.param_groups[0]["lr"]
@@ -228,28 +237,37 @@ def train(
             sched.step()
             step += 1
             pending.append(out.loss.detach())
+            pending_aux.append(aux.detach() if torch.is_tensor(aux) else out.loss.new_zeros(()))
             run_correct += (out.logits.detach().argmax(-1) == out.targets).sum()
             run_total += out.targets.numel()
             bar.update(1)
             if step % eval_every == 0 or step == total_steps:
                 losses = torch.stack(pending).tolist()
+                bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+                if bad:  # checked once per evaluation, where the losses reach the host anyway
+                    diverged_at = len(loss_history) + bad[0] + 1
                 loss_history.extend(losses)
                 test = evaluate(model, test_data, batch_size=eval_batch_size)
                 history.append(dict(
                     step=step, epoch=step / steps_per_epoch, lr=lr_now,
                     train_loss=sum(losses) / len(losses), train_accuracy=int(run_correct) / run_total,
                     test_loss=test["loss"], test_accuracy=test["accuracy"],
-                    seconds=time.perf_counter() - t0,
+                    seconds=time.perf_counter() - t0, aux_loss=float(torch.stack(pending_aux).mean()),
                 ))  # fmt: skip
-                pending, run_total = [], 0
+                pending, pending_aux, run_total = [], [], 0
                 run_correct.zero_()
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", test_acc=f"{test['accuracy']:.3f}")
+                if diverged_at is not None:
+                    break
                 if target_accuracy is not None and test["accuracy"] >= target_accuracy:
                     stopped_early = step < total_steps
                     break
             if step >= total_steps:
                 break
     bar.close()
+    if diverged_at is not None:
+        warnings.warn(f"training diverged: the loss was not finite at step {diverged_at} (lr={lr}); stopped at step "
+                      f"{step}, the record has status 'diverged'", RuntimeWarning, stacklevel=2)
     m = n if train_eval_examples is None else min(n, train_eval_examples)
     train_subset = MQARData(train_data.inputs[:m], train_data.labels[:m])
     train_eval = evaluate(model, train_subset, batch_size=eval_batch_size)
@@ -263,6 +281,8 @@ def train(
         "steps": step,
         "epochs": step / steps_per_epoch,
         "stopped_early": stopped_early,
+        "status": "diverged" if diverged_at is not None else "finished",
+        "diverged_at_step": diverged_at,
         "seconds": seconds,
         "device": str(device),
         "num_parameters": model.num_parameters(),

@@ -1,7 +1,7 @@
 """Shared test helpers.
 
 The whole suite runs on one torch intra-op thread (``one_thread``, session-wide, restored at the end): on a
-shared 2-core machine a second thread mostly waits (shared/docs/environment.md §4.2), and one thread fixes the
+shared 2-core machine a second thread mostly waits (measured on the project's 2-core machines), and one thread fixes the
 reduction order, so results repeat bit for bit.
 
 ``all_mqar_sequences(c, N)`` enumerates every sequence ``make_mqar`` could produce for vocab_size c

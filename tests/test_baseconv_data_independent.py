@@ -1,4 +1,4 @@
-"""The data-independent BaseConv construction (issue 3, builder 3): exactness against the dictionary
+"""The data-independent BaseConv construction: exactness against the dictionary
 oracle, causality, shorter inputs, float32, the layer stack against eq. (1), and its counts."""
 
 import itertools
@@ -54,7 +54,7 @@ def test_exhaustive_every_consistent_sequence(c, n):
 
 
 def test_inconsistent_dictionary_shows_as_zero_margin():
-    """Outside the consistent case (paper.md §2.5 erratum 5) the sum over matches mixes the two
+    """Outside the consistent case (Definition 3.1 with repeated keys) the sum over matches mixes the two
     successors: the tie shows as a zero margin, while a single earlier match keeps margin 1/2."""
     model = baseconv_data_independent(8, 5)
     x = torch.tensor([[1, 4, 1, 5, 1]])  # key 1 followed first by 4, then by 5

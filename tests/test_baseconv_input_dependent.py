@@ -1,5 +1,5 @@
 """Thm 4.5: BaseConv with input-dependent (programmatic) filters solves MQAR exactly
-(paper.md §3.4, errata §2.5.3-4). Float64 unless said otherwise."""
+(arXiv 2312.04927, Thm 4.5 and its appendix proof). Float64 unless said otherwise."""
 
 import itertools
 
@@ -214,21 +214,21 @@ def test_interaction_distances_and_first_occurrences():
 # ---------------------------------------------------------------------------------------------
 def test_sizes_follow_t_N_c():
     con = build(16, 32, max_distances=5)
-    assert con.t == 5 and con.num_layers == 4 and con.width == 11 * 16
-    assert con.num_parameters == 2 * 5 * 32 * 16 + 32 + 8 * 16
-    assert sum(p.numel() for p in con.parameters()) == 8 * 16  # the stored input-independent part
+    assert con.max_distances == 5 and con.num_layers == 4 and con.width == 11 * 16
+    assert con.num_parameters == sum(p.numel() for p in con.parameters()) == 8 * 16  # what it stores
     data = make_mqar(vocab_size=16, seq_len=32, num_kv_pairs=4, num_examples=5, seed=1)
     for row in data.inputs:
         prog = con.program(row)
         assert prog.num_parameters == con.parameter_count(prog.t) == (
             prog.h_key.numel() + prog.h_value.numel() + prog.row_mask.numel() + 8 * 16)
         assert prog.h_key.shape == prog.h_value.shape == (prog.t, 32, 16)
-    # O(t·N·c): 2tNc + N + 8c <= 11·tNc for every t, N, c >= 1, and the ratio tends to 2
+        assert prog.stored_numbers == 2 * prog.t * 32 + 32 + 8 * 16  # impulses (t, N, 1) expanded over c
+    # Thm 4.5's count 2tNc + N + 8c <= 4.25·tNc for every t >= 1 and c, N >= 4 (bounds.claims)
     for c, N, t in itertools.product([4, 64, 1024], [8, 256, 4096], [1, 7, 4095]):
         if t < N:
-            ratio = BaseConvInputDependent(c, N, max_distances=t).num_parameters / (t * N * c)
-            assert 2 < ratio <= 11 and (ratio < 2.2 or min(c, N) < 64)
-    assert build(8, 16).t == 15  # default: every distance 1 .. N-1
+            ratio = BaseConvInputDependent(c, N, max_distances=t).parameter_count(t) / (t * N * c)
+            assert 2 < ratio <= 4.25 and (ratio < 2.2 or min(c, N) < 64)
+    assert build(8, 16).max_distances == 15  # default: every distance 1 .. N-1
     s = con.summary()
     assert s["params"] == con.num_parameters and s["max_distances"] == 5 and s["layers"] == 4
 

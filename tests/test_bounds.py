@@ -11,7 +11,7 @@ import sympy as sp
 import torch
 
 from mqar_theory import bounds as B
-from mqar_theory.constructions.base import Construction, expected_answers, frozen
+from mqar_theory.constructions.base import Construction, expected_answers, frozen, mixer_layer
 from mqar_theory.data import MQARConfig
 from mqar_theory.mixers import baseconv
 
@@ -22,8 +22,9 @@ from mqar_theory.mixers import baseconv
 
 def test_registry_has_every_claim_with_its_theorem():
     sources = " | ".join(b.source for b in B.BOUNDS.values())
-    for thm in ["Zoology Prop 4.3", "Zoology Thm 4.4", "Zoology Thm 4.5", "Based Thm 3.1", "Based Thm 3.2",
-                "Based Remark 3.3", "Based Thm 3.4", "Thm 3.2 + Thm 3.4"]:
+    for thm in ["Zoology Prop 4.3", "Zoology Thm 4.4", "Zoology Thm 4.5", "2402.18668) §3.2 Thm 3.1",
+                "2402.18668) §3.2 Thm 3.2", "2402.18668) §3.2 Remark 3.3", "2402.18668) §3.2 Thm 3.4",
+                "Thm 3.2 + Thm 3.4"]:
         assert thm in sources, thm
     kinds = {(b.id, b.kind, b.quantity) for b in B.BOUNDS.values()}
     assert ("prop4.3-params", "upper", "params") in kinds
@@ -34,7 +35,7 @@ def test_registry_has_every_claim_with_its_theorem():
     for b in B.BOUNDS.values():
         assert b.full_expr.free_symbols <= set(B.SYMBOLS.values()), b.id
         assert b.statement and b.source
-    assert not B.BOUNDS["based-thm3.4-layers"].verified  # its exponent is UNVERIFIED in paper.md
+    assert not B.BOUNDS["based-thm3.4-layers"].verified  # its exponent is not checked against Based (arXiv 2402.18668)
 
 
 def test_bound_record_rejects_bad_fields():
@@ -155,7 +156,7 @@ def test_sym_baseconv_is_the_library_eq1():
 
 
 def test_gate_algebra_of_eq1():
-    """Multiply, add, constant gates and linear/convolution primitives (paper.md §3.1-3.2)."""
+    """Multiply, add, constant gates and linear/convolution primitives (arXiv 2312.04927, Thm 4.2)."""
     a, b_, r = sp.symbols("a b r")
     u = sp.Matrix([[a, b_]])  # one token, features (a, b)
     Z, O = sp.zeros(1, 2), sp.ones(1, 2)
@@ -251,6 +252,11 @@ def test_h27_parameter_count_from_layer_shapes():
 # ----------------------------------------------------------------------------------------------
 # measure / check on fake constructions
 # ----------------------------------------------------------------------------------------------
+@mixer_layer(lambda u: u.shape[-1])
+def _fake_layer(u):
+    return u
+
+
 class Fake(Construction):
     """Answers by the dictionary oracle; its sizes are set by the test (c² parameters by default)."""
 
@@ -261,11 +267,13 @@ class Fake(Construction):
         super().__init__(vocab_size, seq_len)
         n = {"c2": vocab_size**2, "Nc": seq_len * vocab_size}[params_like]
         self.table = frozen(torch.zeros(n))
-        self.register_buffer("codes", torch.zeros(vocab_size, dtype=torch.long))
+        self.register_buffer("codes", torch.zeros(vocab_size))
         self.num_layers, self.width, self.broken, self.scale = layers, 3 * vocab_size, broken, scale
 
     def predict(self, tokens):
         x = self.check_tokens(tokens)
+        for _ in range(self.num_layers):  # the traced layers measure() counts
+            _fake_layer(torch.zeros(1, 1, self.width))
         ans = expected_answers(x, self.vocab_size).to(x.device)
         return torch.full_like(ans, -1) if self.broken else ans
 
@@ -413,15 +421,15 @@ def test_profiles_cover_every_construction_within_their_limits():
     assert B.profile("cpu") is B.CPU_GRID
     if not torch.cuda.is_available():
         assert B.profile("auto") is B.CPU_GRID
-    for prof, n_max, c_max, dtype in [(B.CPU_GRID, 1024, 1024, torch.float64),
-                                      (B.GPU_GRID, 16384, 65536, torch.float32)]:
+    for prof, n_max, c_max, dtype in [(B.CPU_GRID, 1000, 1000, torch.float64),
+                                      (B.GPU_GRID, 16000, 65000, torch.float32)]:
         assert set(prof.grids) == NAMES and prof.dtype == dtype
         pts = [pt for g in prof.grids.values() for pt in g]
         assert max(pt["N"] for pt in pts) == n_max and max(pt["c"] for pt in pts) == c_max
         for pt in pts:  # every point is a valid Algorithm 1 setting
             MQARConfig(vocab_size=pt["c"], seq_len=pt["N"], num_kv_pairs=pt["K"], num_examples=1)
-        for g in prof.grids.values():  # each construction is swept in N at least over a factor 16
-            assert max(pt["N"] for pt in g) >= 16 * min(pt["N"] for pt in g)
+        for g in prof.grids.values():  # each construction is swept in N at least over a factor 15
+            assert max(pt["N"] for pt in g) >= 15 * min(pt["N"] for pt in g)
     assert set(B.SMOKE_GRID.grids) == NAMES
     # baseconv_input_dependent is built with t = K distance slots at every point
     for prof in (B.CPU_GRID, B.GPU_GRID, B.SMOKE_GRID):
@@ -433,7 +441,7 @@ def test_profiles_cover_every_construction_within_their_limits():
 def test_profile_n_sweep_selects_the_fixed_c_rows():
     df = pd.DataFrame(B.CPU_GRID.grids["attention_h27"])
     rows = B.CPU_GRID.n_sweep("attention_h27", df)
-    assert (rows.c == B.CPU_GRID.fixed_c["attention_h27"]).all() and rows.N.tolist() == [16, 64, 256, 1024]
+    assert (rows.c == B.CPU_GRID.fixed_c["attention_h27"]).all() and rows.N.tolist() == [16, 22, 66, 150, 256, 1000]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -443,10 +451,10 @@ def test_attention_h27_meets_prop_4_3_on_the_smoke_grid():
     from mqar_theory.constructions.attention_h27 import attention_h27
 
     df = B.measure(attention_h27, B.SMOKE_GRID.grids["attention_h27"], num_instances=4, device="cpu")
-    assert (df["params"] == 54 * df["c"] ** 2).all()
-    assert B.check(df, "prop4.3-params", const=54)["max_ratio"] == 54
-    with pytest.raises(AssertionError, match="exceeds 53"):
-        B.check(df, "prop4.3-params", const=53)
+    assert (df["params"] == 54 * df["c"] ** 2 + 3).all()
+    assert B.check(df, "prop4.3-params", const=55)["max_ratio"] == pytest.approx(54 + 3 / 36)
+    with pytest.raises(AssertionError, match="exceeds 54"):
+        B.check(df, "prop4.3-params", const=54)
 
 
 def test_data_independent_baseconv_misses_thm_4_4_params_but_meets_its_own_count():
@@ -454,7 +462,7 @@ def test_data_independent_baseconv_misses_thm_4_4_params_but_meets_its_own_count
 
     grid = B.SMOKE_GRID.grids["baseconv_data_independent"]
     df = B.measure(baseconv_data_independent, grid, num_instances=2, device="cpu")
-    B.check(df, "di-params", const=5)
+    B.check(df, "di-params", const=B.claim_const("baseconv_data_independent", "di-params"))
     assert B.check(df, "based-thm3.2-layers")["const"] == 1.0  # binary codes: Thm 3.2 applies, constant 1
     with pytest.raises(ValueError, match="states no constant"):
         B.check(df, "di-params")
@@ -477,14 +485,16 @@ def test_claims_cover_every_construction_and_every_measurable_bound():
         assert len(set(claimed)) == len(claimed) and not set(claimed) & set(failing), name
         for bid in claimed + failing:  # each entry is a registry bound that names this construction
             assert name in B.get_bound(bid).applies_to, (name, bid)
-        # every measurable bound the registry attaches to the construction is either claimed or
-        # declared failing: nothing in BOUNDS goes unchecked
+        # every measurable bound the registry attaches to the construction is claimed, declared
+        # failing, or (a lower bound) tabulated as context: nothing in BOUNDS goes unreported
+        context = set(B.CONTEXT.get(name, []))
         measurable = {b.id for b in B.bounds_for(name) if b.quantity in B.MEASURED}
-        assert measurable == set(claimed) | set(failing), name
+        assert measurable == set(claimed) | set(failing) | context, name
+        assert all(B.get_bound(bid).kind == "lower" for bid in context)
     for entries in B.EXPECTED_FAILURES.values():
         for bid, const, phrase in entries:
             assert const > 0 and phrase in ("grows", "holds at no grid point"), bid
-    assert B.claim_const("attention_h27", "prop4.3-params") == 54
+    assert B.claim_const("attention_h27", "prop4.3-params") == 55
     with pytest.raises(ValueError, match="bound_id='thm4.4-params': not a claim of 'attention_h27'"):
         B.claim_const("attention_h27", "thm4.4-params")
 
@@ -513,26 +523,26 @@ def test_verify_on_the_smoke_grid_checks_every_claim(smoke):
         assert len(df) == len(B.SMOKE_GRID.grids[name]) and (df["instances"] == 4).all()
         rows = report[report.construction == name]
         claimed = [bid for bid, _ in B.CLAIMS[name]]
-        # one row per claim, per expected failure, and the closed-form sizes; none is vacuous on the
-        # full smoke grid (baseconv_sorting reaches N = 128 > its width, where Thm 3.4 applies)
-        assert rows.bound.tolist() == ["closed-form sizes", *claimed,
-                                       *[bid for bid, _, _ in B.EXPECTED_FAILURES.get(name, [])]]
+        # one row per claim, per expected failure, per context lower bound, and the measured sizes
+        assert rows.bound.tolist() == ["measured = closed-form sizes", *claimed,
+                                       *[bid for bid, _, _ in B.EXPECTED_FAILURES.get(name, [])],
+                                       *B.CONTEXT.get(name, [])]
+        assert (rows[rows.bound.isin(B.CONTEXT.get(name, []))].basis == "context").all()
         assert (rows[rows.bound.isin(claimed)].status == "holds").all(), name
         assert (rows[rows.bound.isin(claimed)].rows > 0).all(), name
     by = report.set_index(["construction", "bound"])
     assert by.loc[("baseconv_data_independent", "thm4.4-params"), "status"] == "fails as expected (grows)"
     assert by.loc[("baseconv_sorting", "thm4.4-layers"), "status"] == "fails as expected (grows)"
-    assert by.loc[("baseconv_sorting", "based-thm3.4-layers"), "rows"] == 1  # the N = 128 point
     # the figure's point: against Thm 4.4's N log c polylog, the sorting network's ratio falls with N
     # while the all-distances construction's rises
     assert by.loc[("baseconv_sorting", "thm4.4-params"), "slope_N"] < 0
     assert by.loc[("baseconv_data_independent", "thm4.4-params"), "slope_N"] > 0.1
-    assert by.loc[("attention_h27", "prop4.3-params"), "max_ratio"] == 54
+    assert by.loc[("attention_h27", "prop4.3-params"), "max_ratio"] == pytest.approx(54 + 3 / 36)
 
 
 def test_verify_names_the_failing_construction_and_bound(monkeypatch):
-    monkeypatch.setitem(B.CLAIMS, "attention_h27", [("prop4.3-params", 53), ("prop4.3-width", 1)])
-    with pytest.raises(B.ClaimFailed, match=r"attention_h27 / prop4\.3-params: FAILED: .*exceeds 53") as e:
+    monkeypatch.setitem(B.CLAIMS, "attention_h27", [("prop4.3-params", 54), ("prop4.3-width", 1)])
+    with pytest.raises(B.ClaimFailed, match=r"attention_h27 / prop4\.3-params: FAILED: .*exceeds 54") as e:
         B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
     assert isinstance(e.value, AssertionError)
     rep = e.value.report.set_index("bound")
@@ -542,12 +552,12 @@ def test_verify_names_the_failing_construction_and_bound(monkeypatch):
 
 def test_an_expected_failure_must_fail_and_for_its_reason(monkeypatch):
     # passing where a failure is expected is an error
-    monkeypatch.setitem(B.EXPECTED_FAILURES, "attention_h27", [("prop4.3-params", 54, "grows")])
+    monkeypatch.setitem(B.EXPECTED_FAILURES, "attention_h27", [("prop4.3-params", 55, "grows")])
     with pytest.raises(B.ClaimFailed, match=r"attention_h27 / prop4\.3-params: UNEXPECTED PASS"):
         B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
     # failing for another reason (the constant, not growth) is an error too
-    monkeypatch.setitem(B.EXPECTED_FAILURES, "attention_h27", [("prop4.3-params", 53, "grows")])
-    with pytest.raises(B.ClaimFailed, match=r"FAILED \(expected 'grows'\): .*exceeds 53"):
+    monkeypatch.setitem(B.EXPECTED_FAILURES, "attention_h27", [("prop4.3-params", 54, "grows")])
+    with pytest.raises(B.ClaimFailed, match=r"FAILED \(expected 'grows'\): .*exceeds 54"):
         B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
 
 
@@ -564,17 +574,17 @@ def test_verify_fails_an_inexact_construction(monkeypatch):
     with pytest.raises(B.ClaimFailed) as e:
         B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
     rep = e.value.report
-    assert not rep["ok"].any()  # sizes differ from 54c², and every claim fails on exactness
+    assert not rep["ok"].any()  # sizes differ from 54c² + 3, and every claim fails on exactness
     assert rep[rep.bound == "prop4.3-params"].message.str.contains("not exact").all()
-    assert "attention_h27 / closed-form sizes" in str(e.value)
+    assert "attention_h27 / measured = closed-form sizes" in str(e.value)
 
 
 def test_a_lower_bound_is_vacuous_on_a_grid_without_its_hypothesis():
     _, report = B.verify("cpu", smoke=True, constructions=["baseconv_sorting"], max_N=64, num_instances=1)
     by = report.set_index("bound")
     t34 = by.loc["based-thm3.4-layers"]
-    assert t34["status"].startswith("vacuous") and t34["ok"] and t34["rows"] == 0
-    assert by.loc["based-thm3.2-layers", "status"] == "holds"  # no hypothesis on d: still checked
+    assert t34["status"] == "context: hypothesis holds at no grid point" and t34["ok"] and t34["rows"] == 0
+    assert by.loc["based-thm3.2-layers", "status"].startswith("context: measured/bound in")
 
 
 def test_verify_rejects_bad_arguments():
@@ -597,14 +607,14 @@ def test_check_sizes_catches_a_wrong_count_and_growth_in_n(smoke):
     df = tables["baseconv_sorting"].copy()
     B.check_sizes("baseconv_sorting", df)
     df.loc[df.index[0], "layers"] += 1
-    with pytest.raises(AssertionError, match=r"baseconv_sorting: sizes differ from the closed form at 1 "):
+    with pytest.raises(AssertionError, match=r"baseconv_sorting: measured sizes differ from the closed form at 1 "):
         B.check_sizes("baseconv_sorting", df)
     h = tables["attention_h27"].copy()
-    assert B.closed_form_sizes("attention_h27", h.iloc[0]) == {"params": 54 * 16**2, "layers": 2, "width": 48}
+    assert B.closed_form_sizes("attention_h27", h.iloc[0]) == {"params": 54 * 10**2 + 3, "layers": 2, "width": 30}
     i5 = tables["baseconv_input_dependent"]
     row = i5.iloc[0]
     assert B.closed_form_sizes("baseconv_input_dependent", row)["params"] == \
-        2 * row.max_distances * row.N * row.c + row.N + 8 * row.c
+        2 * row.t_filters * row.N * row.c + row.N + 8 * row.c == row.params
     with pytest.raises(ValueError, match="name='hyena'"):
         B.closed_form_sizes("hyena", row)
 
@@ -627,7 +637,8 @@ def test_check_bounds_command_prints_the_report(capsys):
     assert main(["check-bounds", "--smoke", "--device", "cpu", "--max-n", "32", "--instances", "2"]) == 0
     out = capsys.readouterr().out
     assert "5 constructions" in out and "fails as expected (grows)" in out
-    n_checks = sum(len(B.CLAIMS[n]) + len(B.EXPECTED_FAILURES.get(n, [])) + 1 for n in NAMES)
+    n_checks = sum(len(B.CLAIMS[n]) + len(B.EXPECTED_FAILURES.get(n, [])) + len(B.CONTEXT.get(n, [])) + 1
+                   for n in NAMES)
     assert f"all {n_checks} checks ok" in out
     assert main(["check-bounds", "--smoke", "--device", "cpu", "--max-n", "2"]) == 2
     assert "max_N=2" in capsys.readouterr().err
@@ -665,7 +676,8 @@ def test_float32_margins_remeasure_the_n_sweeps(smoke):
     assert set(m) == set(sub)
     for name, df in m.items():
         assert (df["dtype"] == "float32").all() and (df["c"] == B.SMOKE_GRID.fixed_c[name]).all()
-        assert df["N"].tolist() == sorted(pt["N"] for pt in B.SMOKE_GRID.grids[name] if pt["c"] == 16)
+        assert df["N"].tolist() == sorted(pt["N"] for pt in B.SMOKE_GRID.grids[name]
+                                          if pt["c"] == B.SMOKE_GRID.fixed_c[name])
         assert (df["margin_min"] > 0).all()
 
 
@@ -694,12 +706,12 @@ def test_figures_draw_every_construction_with_its_claim_curve(smoke):
     ax_p, ax_w = fig.axes[:2]
     labels = [line.get_label() for line in ax_p.lines]
     for name in NAMES:
-        assert f"{name} ($c$ = 16)" in labels
-    assert r"$8\,N\log_2 c\,\log_2^2(Nc)$ (Thm 4.4)" in labels and r"$54\,c^2$ (Prop 4.3)" in labels
+        assert f"{name} ($c$ = 10)" in labels
+    assert r"$61\,N\log_2 c\,\log_2^2(Nc)$ (Thm 4.4)" in labels and r"$55\,c^2$ (Prop 4.3)" in labels
     # the drawn claim curve is const * the bound at the measured points
     sort_rows = B.SMOKE_GRID.n_sweep("baseconv_sorting", tables["baseconv_sorting"])
     curve = next(ln for ln in ax_p.lines if ln.get_label().endswith("(Thm 4.4)"))
-    want = 8 * B.BOUNDS["thm4.4-params"].evaluate(N=sort_rows.N.to_numpy(float),
+    want = 61 * B.BOUNDS["thm4.4-params"].evaluate(N=sort_rows.N.to_numpy(float),
                                                   c=sort_rows.c.to_numpy(float))
     np.testing.assert_allclose(curve.get_ydata(), want)
     assert len(ax_w.lines) == 2 * len(NAMES) - 1  # input-dependent has no width claim
@@ -710,8 +722,10 @@ def test_figures_draw_every_construction_with_its_claim_curve(smoke):
     plt.close(fig)
     m = {name: B.SMOKE_GRID.n_sweep(name, df).assign(margin_min=0.5) for name, df in tables.items()}
     fig = CP.plot_margins(m)
-    assert sorted(line.get_label() for line in fig.axes[0].lines if not line.get_label().startswith("_")) \
-        == sorted(NAMES)
+    assert len(fig.axes) == len(NAMES)  # one panel per construction: their margins have different units
+    for ax, name in zip(fig.axes, m, strict=True):
+        assert name in ax.get_title() and CP.MARGIN_UNITS[name] in ax.get_title()
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), 0.5)
     plt.close(fig)
 
 
@@ -721,6 +735,9 @@ def test_closed_form_table_matches_what_measure_tabulates(smoke):
         dry = B.closed_form_table(name, B.SMOKE_GRID.grids[name])
         cols = [col for col in df.columns if col.split(":")[0] in ("bound", "ratio", "holds")]
         cols += ["N", "c", "K", "params", "layers", "width"]
+        if name == "baseconv_input_dependent":  # the dry table assumes t = K; measured t is the inputs'
+            cols = [col for col in cols if col not in ("params", "width")
+                    and not col.endswith("thm4.5-params")]
         assert set(cols) <= set(dry.columns), name
         pd.testing.assert_frame_equal(dry[cols], df[cols], check_dtype=False, obj=name)
 

@@ -127,7 +127,7 @@ def test_every_registered_mixer_is_causal_and_shape_preserving(name):
 
 def test_errors_name_the_parameter():
     with pytest.raises(ValueError, match="mixer"):
-        get_mixer("hyena", 8, 16)
+        get_mixer("no_such_mixer", 8, 16)
     with pytest.raises(ValueError, match="kernel_size"):
         BaseConv(8, 16, kernel_size=17)
     with pytest.raises(ValueError, match="d_model"):

@@ -1,10 +1,19 @@
+"""plotting: savefig writes deterministic bytes, figure_dir keeps smoke output out of figures/, and a figure
+renders to the same bytes in another process, with other thread counts and another font-cache order."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from mqar_theory.plotting import savefig  # noqa: E402
+from mqar_theory.plotting import REPO_ROOT, SMOKE_DIR, figure_dir, savefig  # noqa: E402
 
 
 def test_savefig_writes_png_and_pdf_with_identical_bytes_each_time(tmp_path):
@@ -21,3 +30,58 @@ def test_savefig_writes_png_and_pdf_with_identical_bytes_each_time(tmp_path):
     with pytest.raises(ValueError, match="name"):
         savefig(draw(), "curve.png", tmp_path)
     plt.close("all")
+
+
+def test_smoke_figures_never_go_to_figures(tmp_path, monkeypatch):
+    monkeypatch.delenv("MQAR_FIG_DIR", raising=False)
+    assert figure_dir(None, smoke=True) == SMOKE_DIR / "figures"
+    assert figure_dir("", smoke=True) == SMOKE_DIR / "figures"
+    assert figure_dir(None, smoke=False) == REPO_ROOT / "figures"
+    assert figure_dir(tmp_path, smoke=True) == tmp_path  # asked for explicitly
+
+
+# Draws the query-gap figure of notebook 01 (the one that once differed on a fresh clone). With SYSTEM_FONTS_FIRST
+# the font cache lists the machine's fonts before matplotlib's own, as another machine's cache may: a system
+# DejaVu Sans of another version (or an Arial) would then win the look-up and move glyphs by a few pixels.
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    torch.set_num_threads(int(os.environ["THREADS"]))
+    from matplotlib import font_manager as fm
+    if os.environ.get("SYSTEM_FONTS_FIRST"):
+        bundled = os.path.realpath(os.path.join(matplotlib.get_data_path(), "fonts", "ttf"))
+        fm.fontManager.ttflist.sort(key=lambda f: os.path.dirname(os.path.realpath(f.fname)) == bundled)
+        fm.fontManager._findfont_cached.cache_clear()
+    from mqar_theory.data import MQARConfig, make_mqar
+    from mqar_theory.plotting import savefig, set_style
+    from mqar_theory.teaching import plot_query_gaps
+    set_style()
+    gaps = make_mqar(MQARConfig(vocab_size=8192, seq_len=64, num_kv_pairs=4, num_examples=3000, seed=0))
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    plot_query_gaps(gaps, ax=ax)
+    ax.set_title("Query slots, c = 8192, N = 64, K = 4, a = 0.01 $(g+1)^{a-1}$")
+    savefig(fig, "gaps", sys.argv[1])
+""")
+
+
+def _render(out: Path, threads: int, hash_seed: str, system_fonts_first: bool) -> dict[str, bytes]:
+    env = {**os.environ, "THREADS": str(threads), "OMP_NUM_THREADS": str(threads), "PYTHONHASHSEED": hash_seed,
+           "MPLBACKEND": "Agg"}
+    env.pop("SYSTEM_FONTS_FIRST", None)
+    if system_fonts_first:
+        env["SYSTEM_FONTS_FIRST"] = "1"
+    subprocess.run([sys.executable, "-c", SCRIPT, str(out)], check=True, env=env, cwd=REPO_ROOT, timeout=300,
+                   capture_output=True)
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+@pytest.mark.timeout(300)
+def test_a_figure_has_the_same_bytes_in_another_process_thread_count_and_font_order(tmp_path):
+    a = _render(tmp_path / "a", threads=1, hash_seed="1", system_fonts_first=False)
+    b = _render(tmp_path / "b", threads=2, hash_seed="2", system_fonts_first=True)
+    assert sorted(a) == ["gaps.pdf", "gaps.png"]
+    for name in a:
+        assert a[name] == b[name], f"{name} differs between processes"

@@ -1,4 +1,4 @@
-"""The appendix primitives as BaseConv parameter sets (paper.md §3.1-3.2, erratum §2.5.2).
+"""The appendix primitives as BaseConv parameter sets (arXiv 2312.04927, App. H, behind Thm 4.2).
 
 Each builder is checked in float64 against a direct tensor expression of what it should compute,
 on random inputs of shape (B, N, d); the gate algebra is re-derived symbolically with sympy from the

@@ -41,7 +41,7 @@ class Bound:
     substitutions the statement itself fixes (e.g. d = log2 c in Based Thm 3.2); ``condition`` is
     the hypothesis as a sympy relation, checked per grid point; ``applies_to`` maps construction
     names to further symbol values; ``verified`` says whether the statement is confirmed verbatim
-    (``shared/docs/paper.md`` tags), ``notes`` what is not.
+    (checked against the paper's text), ``notes`` what is not.
     """
 
     id: str

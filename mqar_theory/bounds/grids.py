@@ -10,12 +10,12 @@ import torch
 
 from ..utils import resolve_device
 
-__all__ = ["default_K", "grid_points", "Profile", "CPU_GRID", "GPU_GRID", "SMOKE_GRID", "profile"]
+__all__ = ["default_K", "grid_points", "Profile", "CPU_GRID", "GPU_GRID", "SMOKE_GRID", "profile", "user_profile"]
 
 
 def default_K(N: int, c: int) -> int:
-    """Key-value pairs of a grid point: the most Algorithm 1 allows, capped at 16: min(N//4, c/2 - 1, 16)."""
-    return min(N // 4, c // 2 - 1, 16)
+    """Key-value pairs of a grid point: the most Algorithm 1 allows, min(N // 4, c/2 - 1)."""
+    return min(N // 4, c // 2 - 1)
 
 
 def grid_points(Ns, cs, K=None, **constants) -> list[dict]:
@@ -45,14 +45,15 @@ class Profile:
         return df[df["c"] == self.fixed_c[name]].sort_values("N")
 
 
-def _sweep(Ns, c_fixed, cs, N_fixed) -> list[dict]:
+def _sweep(Ns, c_fixed, cs, N_fixed, K=None) -> list[dict]:
     """N varied at c = c_fixed, then c varied at N = N_fixed (no duplicate point)."""
-    return grid_points(Ns, [c_fixed]) + grid_points([N_fixed], [x for x in cs if x != c_fixed])
+    return grid_points(Ns, [c_fixed], K) + grid_points([N_fixed], [x for x in cs if x != c_fixed], K)
 
 
 def _with_slots(points) -> list[dict]:
-    """baseconv_input_dependent is built with t = K distance slots, the most a make_mqar input with K
-    pairs (filler 0) needs; its default, N - 1 slots, would make it O(N²c)."""
+    """baseconv_input_dependent is built with K distance slots, the most a make_mqar input with K
+    pairs (filler 0) needs (the slots only bound what it accepts; the bound reads the t measured
+    from each input and the filters its program holds)."""
     return [dict(pt, max_distances=pt["K"]) for pt in points]
 
 
@@ -62,41 +63,58 @@ def _profile(name, dtype, num_instances, sweeps: dict, notes: str) -> Profile:
     return Profile(name, dtype, num_instances, grids, {k: v[1] for k, v in sweeps.items()}, notes)
 
 
-_N_CPU, _C_CPU = [16, 64, 256, 1024], [16, 64, 256, 1024]
+_N_CPU, _C_CPU = [16, 22, 66, 150, 256, 1000], [6, 10, 16, 66, 256, 1000]
 CPU_GRID = _profile(
     "cpu", torch.float64, 16,
-    {
-        "attention_h27": (_N_CPU, 64, _C_CPU, 64),
-        "attention_softmax": (_N_CPU, 64, _C_CPU, 64),
-        "baseconv_data_independent": (_N_CPU, 64, _C_CPU, 64),
-        "baseconv_sorting": (_N_CPU, 64, _C_CPU, 64),
-        "baseconv_input_dependent": (_N_CPU, 64, _C_CPU, 64),
-    },
-    "float64, N up to 1024 and c up to 1024 (N varied at c = 64, c varied at N = 64); the heaviest "
-    "points are baseconv_data_independent at N = 1024 (width 7168) and baseconv_sorting at N = 1024 "
-    "(906 layers), ~10 s each for 16 instances on 2 cores.",
+    {name: (_N_CPU, 66, _C_CPU, 66) for name in ("attention_h27", "attention_softmax", "baseconv_data_independent",
+                                                  "baseconv_sorting", "baseconv_input_dependent")},
+    "float64, off the power-of-two grid: N in {16, 22, 66, 150, 256, 1000} at c = 66, c in {6, 10, 16, "
+    "66, 256, 1000} at N = 66; K = min(N/4, c/2 - 1) (K = N/4 = 16 on the c sweep from c = 34). The "
+    "heaviest points are baseconv_data_independent and baseconv_sorting at N = 1000.",
 )
 GPU_GRID = _profile(
     "gpu", torch.float32, 8,
     {
-        "attention_h27": ([64, 1024, 16384], 64, [64, 1024, 4096], 1024),
-        "attention_softmax": ([64, 1024, 16384], 1024, [64, 1024, 65536], 1024),
-        "baseconv_data_independent": ([64, 256, 1024, 2048], 1024, [64, 1024, 65536], 256),
-        "baseconv_sorting": ([64, 1024, 16384], 1024, [64, 1024, 65536], 1024),
-        "baseconv_input_dependent": ([64, 1024, 4096], 1024, [64, 1024, 65536], 1024),
+        "attention_h27": ([66, 1000, 16000], 66, [66, 1000, 4000], 1000),
+        "attention_softmax": ([66, 1000, 16000], 1000, [66, 1000, 65000], 1000),
+        "baseconv_data_independent": ([66, 250, 1000, 2000], 1000, [66, 1000, 65000], 250),
+        "baseconv_sorting": ([66, 1000, 16000], 1000, [66, 1000, 65000], 1000),
+        "baseconv_input_dependent": ([66, 1000, 4000], 1000, [66, 1000, 65000], 1000,
+                                     lambda n, c: min(default_K(n, c), 64)),
     },
-    "float32 with margins. attention_h27 stops at c = 4096 (54c² dense weights: 0.9e9 numbers); "
-    "baseconv_data_independent at N = 2048 (O(N² log c) stored numbers) and "
-    "baseconv_input_dependent at N = 4096 (a Python loop over examples and distances); baseconv_sorting "
-    "goes to N = 16384 (1820 layers of width 169, O(N log N) stored numbers).",
+    "float32 with margins, off the power-of-two grid. attention_h27 stops at c = 4000 (54c² dense "
+    "weights); baseconv_data_independent at N = 2000 (O(N² log c) stored numbers) and "
+    "baseconv_input_dependent at N = 4000 with K <= 64 (a stream of (2t+1)·c channels per example); "
+    "baseconv_sorting goes to N = 16000.",
 )
 SMOKE_GRID = _profile(
     "smoke", torch.float64, 4,
-    {name: ([16, 32, 64, 128] if name == "baseconv_sorting" else [16, 32, 64], 16, [16, 32, 64], 16)
-     for name in CPU_GRID.grids},
-    "a few seconds per construction, for SMOKE runs and tests; baseconv_sorting also at N = 128, the "
-    "smallest N above its width (79 at c = 16), so that Based Thm 3.4's hypothesis d < N holds somewhere",
+    {name: ([10, 22, 46], 10, [6, 10, 34], 22) for name in CPU_GRID.grids},
+    "a few seconds per construction, for SMOKE runs and tests; non-powers of two, K = min(N/4, c/2 - 1)",
 )
+
+
+def user_profile(vocab_sizes, seq_lens, dtype: torch.dtype = torch.float64, num_instances: int = 8) -> Profile:
+    """Every (N, c) pair of the user's sizes for every construction (K = ``default_K``); ValueError
+    naming the argument unless each is a non-empty list of integers >= 4 (vocab sizes even)."""
+    from ..utils import is_int
+
+    for arg, vals in (("vocab_sizes", vocab_sizes), ("seq_lens", seq_lens)):
+        vals = list(vals) if vals is not None and not isinstance(vals, (str, int)) else None
+        if not vals:
+            raise ValueError(f"{arg}={vocab_sizes if arg == 'vocab_sizes' else seq_lens!r}: must be a "
+                             "non-empty list of integers >= 4")
+        for v in vals:
+            if not (is_int(v) and v >= 4):
+                raise ValueError(f"{arg}: {v!r} must be an integer >= 4")
+            if arg == "vocab_sizes" and v % 2:
+                raise ValueError(f"vocab_sizes: {v} must be even (keys [1, c/2), values [c/2, c))")
+    cs, Ns = sorted(set(vocab_sizes)), sorted(set(seq_lens))
+    names = list(CPU_GRID.grids)
+    grids = {n: grid_points(Ns, cs) for n in names}
+    grids["baseconv_input_dependent"] = _with_slots(grids["baseconv_input_dependent"])
+    return Profile("user", dtype, num_instances, grids, {n: cs[0] for n in names},
+                   f"every pair of N in {Ns} and c in {cs}; K = min(N/4, c/2 - 1)")
 
 
 def profile(device="auto") -> Profile:

@@ -17,6 +17,7 @@ from ..utils import is_int, resolve_device
 from .bound import MEASURED, Bound
 from .claims import closed_form_sizes
 from .registry import bounds_for, get_bound
+from .sizes import measure_sizes
 
 __all__ = ["GRID_KEYS", "interaction_distances", "measure", "closed_form_table"]
 
@@ -69,20 +70,19 @@ def _validate_grid(grid) -> list[dict]:
     return [dict(pt) for pt in points]
 
 
-def _symbol_values(point: dict, con, t_measured: int) -> dict:
-    vals = {"N": point["N"], "c": point["c"], "d": con.width}
-    for name in ("t", "p", "eps"):
-        for src in (point, {k: getattr(con, k) for k in (name,) if hasattr(con, k)}):
-            if name in src and src[name] is not None:
-                vals[name] = src[name]
-                break
-    vals.setdefault("t", t_measured)
+def _symbol_values(point: dict, width: int, t_measured: int) -> dict:
+    """N, c from the grid point, d the measured width, t the distinct interaction distances measured
+    from the instances (never a construction's own slot count); p, eps only if the point names them."""
+    vals = {"N": point["N"], "c": point["c"], "d": width, "t": t_measured}
+    for name in ("p", "eps"):
+        if point.get(name) is not None:
+            vals[name] = point[name]
     return vals
 
 
 def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.float64, seed: int = 0,
             bounds=None, batch_size: int = 64, margins: bool | None = None,
-            progress: bool = False) -> pd.DataFrame:
+            progress: bool = False, name: str | None = None) -> pd.DataFrame:
     """Build ``builder(c, N, **constants)`` at every grid point and measure it.
 
     grid: iterable of dicts with ``N`` (seq_len built for), ``c`` (vocab_size), ``K`` (key-value
@@ -90,14 +90,18 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
     Each point gets ``num_instances`` fresh ``make_mqar`` instances (seed ``seed + index``).
 
     Columns: construction, theorem, N, c, K, t (max distinct interaction distances over the
-    instances), params, fixed, layers, width, accuracy (``predict`` == ``expected_answers`` at
+    instances, measured from the tokens), the sizes measured from the module (``sizes.measure_sizes``:
+    params, params_stored, params_nnz, index, fixed, layers, width, and t_filters for a construction
+    with ``program``), the closed forms beside them (params_formula, layers_formula, width_formula),
+    accuracy (``predict`` == ``expected_answers`` at
     every position), label_accuracy (at the labelled positions, vs the labels), errors (wrong
     positions), margin_min (smallest ``margin`` over every position; computed when ``margins`` is
     True, by default only in float32; NaN when the construction has none), seconds (predict wall
     time), dtype, device; and for each bound b: ``bound:<b.id>`` (value of its expression),
     ``ratio:<b.id>`` (measured / value) and, if b has a hypothesis, ``holds:<b.id>``.
     ``bounds``: ids or ``Bound``s; default the registry's bounds for the construction's name
-    (measurable quantities only).
+    (measurable quantities only). ``name``: the construction's registry name (default its ``name``
+    attribute), which picks the bounds and the closed forms.
     """
     points = _validate_grid(grid)
     if not is_int(num_instances) or num_instances < 1:
@@ -147,12 +151,12 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
         pred = torch.cat(preds)
         labelled = data.labels != IGNORE_INDEX
         t_meas = int(interaction_distances(data.inputs, pt["c"]).max())
+        sizes = measure_sizes(con, data.inputs)
+        cname = con.name if name is None else name
         row = {
-            "construction": con.name, "theorem": con.theorem,
+            "construction": cname, "theorem": con.theorem,
             "N": pt["N"], "c": pt["c"], "K": pt["K"], "t": t_meas,
-            **{k: v for k, v in consts.items()},
-            "params": con.num_parameters, "fixed": con.num_fixed,
-            "layers": con.num_layers, "width": con.width,
+            **{k: v for k, v in consts.items()}, **sizes,
             "accuracy": float((pred == expected).double().mean()),
             "label_accuracy": float((pred[labelled] == data.labels[labelled]).double().mean()),
             "errors": int((pred != expected).sum()),
@@ -160,10 +164,14 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
             "seconds": seconds, "instances": num_instances, "dtype": str(dtype).replace("torch.", ""),
             "device": str(dev),
         }
+        try:
+            row.update({f"{q}_formula": v for q, v in closed_form_sizes(cname, row).items()})
+        except ValueError:  # a construction without a closed form
+            pass
         chosen = explicit if explicit is not None else [
-            b for b in bounds_for(con.name) if b.quantity in MEASURED]
+            b for b in bounds_for(cname) if b.quantity in MEASURED]
         for b in chosen:
-            row.update(_bound_columns(b, con.name, _symbol_values(pt, con, t_meas), row))
+            row.update(_bound_columns(b, cname, _symbol_values(pt, sizes["width"], t_meas), row))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -187,15 +195,18 @@ def _bound_columns(b: Bound, name: str, vals: dict, row: Mapping) -> dict:
 
 def closed_form_table(name: str, grid) -> pd.DataFrame:
     """What ``measure`` tabulates about sizes and bounds, from the closed forms alone (nothing is
-    built or run, so there are no accuracy columns): N, c, K, t (the slots for
-    baseconv_input_dependent, else K), the grid's constants, params, layers, width and every
-    registry bound's columns. It lets a grid too large for this machine (``GPU_GRID`` on a CPU) be
+    built or run, so there are no accuracy columns): N, c, K, t = K (the most distinct distances K
+    pairs can need; also the filters t_filters of baseconv_input_dependent), the grid's constants,
+    params, layers, width and every registry bound's columns.
+    It lets a grid too large for this machine (``GPU_GRID`` on a CPU) be
     checked for its sizes: ``check`` needs accuracy columns, which a caller adds knowingly."""
     rows = []
     for pt in _validate_grid(grid):
         consts = {k: v for k, v in pt.items() if k not in _DATA_KEYS}
-        row = {"construction": name, "N": pt["N"], "c": pt["c"], "K": pt["K"],
-               "t": consts.get("max_distances", pt["K"]), **consts, **closed_form_sizes(name, pt)}
+        row = {"construction": name, "N": pt["N"], "c": pt["c"], "K": pt["K"], "t": pt["K"], **consts}
+        if name == "baseconv_input_dependent":
+            row["t_filters"] = pt["K"]
+        row.update(closed_form_sizes(name, row))
         vals = {"N": pt["N"], "c": pt["c"], "d": row["width"], "t": row["t"]}
         for b in bounds_for(name):
             if b.quantity in MEASURED:

@@ -12,12 +12,12 @@ from ..constructions import BUILDERS
 from ..utils import is_int, resolve_device
 from .bound import Bound
 from .checking import check, growth_slopes
-from .claims import CLAIMS, EXPECTED_FAILURES, check_sizes
-from .grids import SMOKE_GRID, Profile, profile
+from .claims import CLAIM_SPECS, CLAIMS, CONTEXT, EXPECTED_FAILURES, check_sizes
+from .grids import CPU_GRID, GPU_GRID, SMOKE_GRID, Profile, profile, user_profile
 from .measurement import measure
 from .registry import get_bound
 
-__all__ = ["ClaimFailed", "REPORT_COLUMNS", "verify"]
+__all__ = ["ClaimFailed", "REPORT_COLUMNS", "verify", "register_construction"]
 
 
 class ClaimFailed(AssertionError):
@@ -43,18 +43,29 @@ def _ratio_stats(df: pd.DataFrame, b: Bound) -> dict:
             "slope_N": slopes["N"], "slope_c": slopes["c"]}
 
 
+def _basis(name: str, bid: str) -> str:
+    for spec in CLAIM_SPECS:
+        if (spec.construction, spec.bound) == (name, bid):
+            return spec.basis
+    return ""
+
+
 def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> list[dict]:
-    """Report rows of one construction: closed-form sizes, float32 margins, CLAIMS, EXPECTED_FAILURES."""
+    """Report rows of one construction: measured sizes against the closed forms, float32 margins,
+    CLAIMS, EXPECTED_FAILURES, and the CONTEXT lower bounds (tabulated, not tested)."""
     out = []
     base = {"construction": name, "const": math.nan, "rows": len(df), "min_ratio": math.nan,
-            "max_ratio": math.nan, "slope_N": math.nan, "slope_c": math.nan}
+            "max_ratio": math.nan, "slope_N": math.nan, "slope_c": math.nan, "basis": "measured"}
     try:
         check_sizes(name, df)
-        out.append({**base, "bound": "closed-form sizes", "kind": "identity", "expected": "holds",
+        out.append({**base, "bound": "measured = closed-form sizes", "kind": "sizes", "expected": "holds",
                     "status": "holds", "ok": True, "message": ""})
     except AssertionError as e:
-        out.append({**base, "bound": "closed-form sizes", "kind": "identity", "expected": "holds",
+        out.append({**base, "bound": "measured = closed-form sizes", "kind": "sizes", "expected": "holds",
                     "status": "FAILED", "ok": False, "message": str(e)})
+    except ValueError as e:  # a registered construction without closed forms: sizes are measured only
+        out.append({**base, "bound": "measured = closed-form sizes", "kind": "sizes", "expected": "holds",
+                    "status": "no closed form", "ok": True, "message": str(e)})
     if dtype == torch.float32:
         bad = df[~(df["margin_min"] > 0)]
         out.append({**base, "bound": "float32 margin > 0", "kind": "identity", "expected": "holds",
@@ -66,7 +77,8 @@ def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> lis
     for bid, const, phrase in entries:
         b = get_bound(bid)
         row = {**base, "bound": bid, "kind": b.kind, "const": float(const), **_ratio_stats(df, b),
-               "expected": "holds" if phrase is None else f"fails: {phrase}"}
+               "expected": "holds" if phrase is None else f"fails: {phrase}",
+               "basis": _basis(name, bid) if phrase is None else "expected failure"}
         try:
             check(df, b, const)
             passed, msg = True, ""
@@ -78,6 +90,8 @@ def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> lis
             status, ok = "vacuous (hypothesis holds at no grid point)", True
         elif phrase is None:
             status, ok = "FAILED", False
+        elif passed and phrase == "grows" and math.isnan(row["slope_N"]) and math.isnan(row["slope_c"]):
+            status, ok, msg = "undecided (the grid has no N or c sweep)", True, ""
         elif passed:
             status, ok, msg = "UNEXPECTED PASS", False, f"{bid}: expected to fail ({phrase}) but holds"
         elif phrase in msg:
@@ -86,10 +100,32 @@ def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> lis
             status, ok = f"FAILED (expected '{phrase}')", False
         # a failure keeps the whole message (it names the failing rows); ok keeps its first line
         out.append({**row, "status": status, "ok": ok, "message": msg if not ok else msg.split("\n")[0]})
+    for bid in CONTEXT.get(name, []):
+        b = get_bound(bid)
+        stats = _ratio_stats(df, b)
+        status = ("context: hypothesis holds at no grid point" if stats["rows"] == 0 else
+                  f"context: measured/bound in [{stats['min_ratio']:.3g}, {stats['max_ratio']:.3g}]")
+        out.append({**base, "bound": bid, "kind": b.kind, "const": math.nan, **stats, "basis": "context",
+                    "expected": "not a test", "status": status, "ok": True, "message": b.source})
     return out
 
 
-REPORT_COLUMNS = ["construction", "bound", "kind", "const", "expected", "status", "rows", "min_ratio",
+def register_construction(name: str, builder, like: str = "attention_softmax") -> None:
+    """Make ``verify`` run ``builder(vocab_size, seq_len)`` as ``name``: adds it to
+    ``constructions.BUILDERS`` and gives it, in every profile, the grid of the construction ``like``
+    (its N and c sweeps). Its claims come from ``claims.register_claim``; sizes are measured as for
+    every construction (``sizes.measure_sizes``)."""
+    if not callable(builder):
+        raise ValueError(f"builder={builder!r}: must be callable as builder(vocab_size, seq_len)")
+    BUILDERS[name] = builder
+    for prof in (CPU_GRID, GPU_GRID, SMOKE_GRID):
+        if like not in prof.grids:
+            raise ValueError(f"like={like!r}: not a construction of profile {prof.name!r}")
+        prof.grids[name] = [{k: pt[k] for k in ("N", "c", "K")} for pt in prof.grids[like]]
+        prof.fixed_c[name] = prof.fixed_c[like]
+
+
+REPORT_COLUMNS = ["construction", "bound", "kind", "basis", "const", "expected", "status", "rows", "min_ratio",
                   "max_ratio", "slope_N", "slope_c", "ok", "message"]
 
 
@@ -100,7 +136,8 @@ def _positive_int_or_none(name: str, value, least: int = 1):
 
 def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | None = None,
            max_N: int | None = None, max_c: int | None = None, seed: int = 0, progress: bool = False, *,
-           device=None, constructions=None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+           device=None, constructions=None, vocab_sizes=None,
+           seq_lens=None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Measure every construction over a profile's grid and run every claim of ``CLAIMS`` and
     ``EXPECTED_FAILURES``, plus the closed-form sizes (``check_sizes``) and, in float32, margin > 0.
 
@@ -109,6 +146,8 @@ def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | N
     ``device`` (default "auto") says where to run it. num_instances: random instances per point
     (None: the profile's). max_N, max_c: drop grid points above them (None: keep all).
     constructions: names to run (default: every construction of the profile).
+    vocab_sizes, seq_lens: a user grid instead of the profile (``grids.user_profile``: every pair,
+    float64 on CPU and float32 on CUDA, 8 instances per point unless ``num_instances``); give both.
 
     Returns ``(tables, report)``: the ``measure`` table of each construction, and a tidy report
     with one row per check (``REPORT_COLUMNS``: construction, bound, kind, const, expected, status,
@@ -118,7 +157,16 @@ def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | N
     tables and report) if any row is not ok: a claim that fails (accuracy below 1.0 fails every
     claim), or an expected failure that passes or fails for another reason.
     """
-    if isinstance(profile_or_device, Profile):
+    if (vocab_sizes is None) != (seq_lens is None):
+        raise ValueError("vocab_sizes, seq_lens: give both or neither")
+    if vocab_sizes is not None:
+        if isinstance(profile_or_device, Profile) or smoke:
+            raise ValueError("vocab_sizes, seq_lens: give a device, not a Profile or smoke=True")
+        if device is not None:
+            raise ValueError(f"device={device!r}: give the device as profile_or_device")
+        dev = resolve_device(profile_or_device)
+        prof = user_profile(vocab_sizes, seq_lens, torch.float32 if dev.type == "cuda" else torch.float64)
+    elif isinstance(profile_or_device, Profile):
         if smoke:
             raise ValueError("smoke=True: give a device (not a Profile) to run SMOKE_GRID")
         prof, dev = profile_or_device, resolve_device("auto" if device is None else device)
@@ -147,7 +195,7 @@ def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | N
             raise ValueError(f"max_N={max_N}, max_c={max_c}: leave no grid point of {name} "
                              f"in profile {prof.name!r}")
         df = measure(BUILDERS[name], grid, num_instances=num_instances or prof.num_instances, device=dev,
-                     dtype=prof.dtype, seed=seed, progress=progress)
+                     dtype=prof.dtype, seed=seed, progress=progress, name=name)
         tables[name] = df
         rows += _verify_construction(name, df, prof.dtype)
     report = pd.DataFrame(rows, columns=REPORT_COLUMNS)

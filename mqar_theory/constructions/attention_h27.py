@@ -4,7 +4,13 @@ Claim (Zoology, arXiv 2312.04927, Prop 4.3 = App. Prop H.27). On the role-blocke
 u ∈ {0,1}^{N×3c} of Remark H.26, two layers of linear-bias attention (mixer
 ``linear_bias_attention``; one layer is ``O = ((Q Kᵀ + B) ⊙ M) V`` with Q, K, V = u W_Q, u W_K, u W_V,
 and the residual u ← u + O) solve MQAR with 2 layers × 3 matrices × (3c)² = 54c² weights,
-independent of N. The N×N positional bias B¹ is a fixed table (``num_fixed``), not a weight.
+independent of N.
+
+Storage (our decision). The positional biases are relative (Toeplitz): B[i, j] = r[i - j] for
+0 <= i - j < len(r), else 0. B¹ = r¹ = (0, 1) (the previous-token tap) and B² = r² = (0,), so the
+stored biases are 3 numbers, parameters like the weights, instead of an N×N table. Stored
+parameters: 6·(3c)² + 3 = 54c² + 3, of which the all-zero W_Q¹, W_K¹ (18c²) are stored and counted
+(the paper's layer has them); the nonzeros are 4(c/2 - 1) + 2c + 1 (``bounds.sizes`` reports both).
 
 Encoding (our reading of Remark H.26 for raw ``make_mqar`` sequences). Width d = 3c in three
 blocks of c columns; token x at position i writes one-hot(x) into
@@ -18,12 +24,12 @@ potential key (its first occurrence) and a potential query (any later one); the 
 never needs to know which. The table E ∈ {0,1}^{c×3c} (u_i = E[x_i]) is a buffer.
 
 Layer 1 (previous-token copy, causal): W_Q¹ = W_K¹ = 0 and W_V¹ = the identity on the key block
-(zero elsewhere), B¹[i, i-1] = 1 and 0 elsewhere. Then O¹[i] = Σ_j B¹[i, j] V¹_j = key block of
+(zero elsewhere), B¹[i, i-1] = 1 and 0 elsewhere (r¹ = (0, 1)). Then O¹[i] = Σ_j B¹[i, j] V¹_j = key block of
 u_{i-1}, and the residual u² = u + O¹ writes the *previous* token's key one-hot into the key block
 of slot i. At the value slot after a context pair (k, v) the stream now holds onehot(k) in the
 key block and onehot(v) in the value block: each key slot has its value beside it.
 
-    Erratum (paper.md §2.5.1, §3.3): the printed B¹[key slot j, value slot j] moves the value
+    Erratum (arXiv 2312.04927, App. H, proof of Prop H.27): the printed B¹[key slot j, value slot j] moves the value
     *backward* onto the key slot, which reads a future token. We use the causal mirror, moving the
     key forward onto its value slot. Since QKᵀ = 0 and B¹ is strictly lower triangular, the mask
     does not change layer 1.
@@ -47,7 +53,7 @@ explicit role check is needed. A key's repeated context pair (k v .. k v) gives 
 answered v; a value that follows a key's *later* occurrence (never in make_mqar) also counts.
 
 Masks (``mask`` argument, applied to both layers):
-  * "strict" (default, paper-faithful fix, erratum §2.5.1): j < i, only prior keys;
+  * "strict" (default, the corrected proof of Prop H.27): j < i, only prior keys;
   * "causal" (j <= i): the extra diagonal term <query_i, keyblock_i>·valueblock_i is always 0,
     because the query block is nonzero only at key tokens and the value block only at value
     tokens. So "causal" gives the same answers on *every* input (tested), and strict is kept as
@@ -64,17 +70,27 @@ from __future__ import annotations
 import torch
 
 from ..mixers.linear_bias_attention import MASKS, linear_bias_attention
-from .base import Construction, check_threshold, frozen
+from .base import Construction, check_threshold, frozen, mixer_layer
 
-__all__ = ["AttentionH27", "attention_h27"]
+__all__ = ["AttentionH27", "attention_h27", "relative_bias"]
+
+_layer = mixer_layer(lambda u, *a, **k: u.shape[-1])(linear_bias_attention)  # one traced layer
+
+
+def relative_bias(r: torch.Tensor, n: int) -> torch.Tensor:
+    """(n, n) Toeplitz bias B[i, j] = r[i - j] for 0 <= i - j < len(r), else 0."""
+    i = torch.arange(n, device=r.device)
+    dist = i[:, None] - i[None, :]  # (n, n)
+    inside = (dist >= 0) & (dist < r.shape[0])
+    return torch.where(inside, r[dist.clamp(0, r.shape[0] - 1)], r.new_zeros(()))
 
 
 class AttentionH27(Construction):
     """The two-layer linear-bias attention of Prop H.27 (see the module docstring).
 
     ``num_parameters`` counts W_Q, W_K, W_V of both layers, 6 × (3c)² = 54c² (the zero W_Q¹, W_K¹
-    included, as the paper counts them); ``num_fixed`` counts the encoding table E (c × 3c) and the
-    bias B¹ (N × N).
+    included, as the paper counts them), and the relative biases r¹ (2) and r² (1): 54c² + 3;
+    ``num_fixed`` counts the encoding table E (c × 3c).
     """
 
     name = "attention_h27"
@@ -86,7 +102,7 @@ class AttentionH27(Construction):
         if mask not in MASKS:
             raise ValueError(f"mask={mask!r}: must be one of {MASKS}")
         check_threshold(threshold)
-        c, N = vocab_size, seq_len
+        c = vocab_size
         self.mask, self.threshold, self.width = mask, float(threshold), 3 * c
         d, half = 3 * c, c // 2
         key, val, qry = slice(0, c), slice(c, 2 * c), slice(2 * c, 3 * c)
@@ -103,7 +119,8 @@ class AttentionH27(Construction):
         W_V1 = torch.zeros(d, d)
         W_V1[key, key] = eye
         self.W_Q1, self.W_K1, self.W_V1 = frozen(torch.zeros(d, d)), frozen(torch.zeros(d, d)), frozen(W_V1)
-        self.register_buffer("B1", torch.diag(torch.ones(N - 1), -1))  # (N, N), B1[i, i-1] = 1
+        self.r1 = frozen(torch.tensor([0.0, 1.0]))  # B¹[i, i-1] = 1: the previous-token tap
+        self.r2 = frozen(torch.zeros(1))  # B² = 0
 
         # layer 2: query block · key block, read the value block
         W_Q2, W_K2, W_V2 = torch.zeros(d, d), torch.zeros(d, d), torch.zeros(d, d)
@@ -118,10 +135,9 @@ class AttentionH27(Construction):
         x = self.check_tokens(tokens)  # (B, N)
         n = x.shape[1]
         u1 = self.E[x]  # (B, N, 3c)
-        O1 = linear_bias_attention(u1, self.W_Q1, self.W_K1, self.W_V1, self.B1, self.mask)  # (B, N, 3c)
+        O1 = _layer(u1, self.W_Q1, self.W_K1, self.W_V1, relative_bias(self.r1, n), self.mask)  # (B, N, 3c)
         u2 = u1 + O1
-        zero_bias = self.B1.new_zeros(1, 1).expand(n, n)  # B² = 0
-        O2 = linear_bias_attention(u2, self.W_Q2, self.W_K2, self.W_V2, zero_bias, self.mask)  # (B, N, 3c)
+        O2 = _layer(u2, self.W_Q2, self.W_K2, self.W_V2, relative_bias(self.r2, n), self.mask)  # (B, N, 3c)
         return u1, O1, O2
 
     def forward(self, tokens) -> torch.Tensor:

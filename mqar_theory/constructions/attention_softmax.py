@@ -1,14 +1,15 @@
 """Two layers of ordinary softmax attention solve MQAR with width O(log c) and β = O(log N).
 
-Claim (our construction in the spirit of Prop 4.3 / H.27, with softmax and binary codes as in the
-reviewer's N×log c reading of Prop 4.3, paper.md §2.1). Causal softmax attention, one head per
+Claim (our construction in the spirit of Zoology (arXiv 2312.04927) Prop 4.3 / App. H Prop H.27,
+with softmax and binary codes of width O(log c); no paper theorem states it). Causal softmax attention, one head per
 layer, with fixed relative-position biases, solves every ``make_mqar`` sequence with stream width
 d = 4b + 2, b = ceil(log2 c), i.e. independent of N, O(b²) = O(log² c) weights, and a layer-2
 inverse temperature β = (ln N + 2m)/2 that grows only like log N. One layer is
 
     A = softmax_{j<=i}(Q Kᵀ + R[i - j]),   O = A V W_O,   u <- u + O     (Q, K, V = u W_Q, u W_K, u W_V)
 
-with no 1/sqrt(d_head) factor (the temperature lives in W_Q) and R a fixed bias by distance.
+with no 1/sqrt(d_head) factor (the temperature lives in W_Q) and R a bias by distance, stored as three
+numbers r = (r_0, r_1, s): R[0] = r_0, R[1] = r_1, R[t >= 1] = r_1 + (t - 1)·s (ALiBi-like slope).
 
 Codes and stream. code(x) ∈ {±1}^b is the binary expansion of the token id (bit k -> 2·bit - 1),
 so <code(x), code(y)> = b - 2·hamming(x, y): b for x = y and <= b - 2 otherwise. The stream is
@@ -18,7 +19,7 @@ value token (zeros otherwise, so filler 0 is the zero row); prevk and out start 
 E ∈ R^{c×d} (u_i = E[x_i]) is a buffer.
 
 Layer 1: previous-token head. W_Q¹ = W_K¹ = 0, W_V¹ reads kcode, W_O¹ writes prevk, and the bias
-is R¹[t] = -β₁·|t - 1| (ALiBi-like, peaked at distance t = 1). Slot j >= 1 puts weight 1/Z_j on
+is R¹[t] = -β₁·|t - 1| (r¹ = (-β₁, 0, -β₁): peaked at distance t = 1). Slot j >= 1 puts weight 1/Z_j on
 j - 1 and the rest, η_j = 1 - 1/Z_j <= η := 2e^{-β₁}/(1 - e^{-β₁}), geometrically on j, j-2, j-3, ..:
 
     prevk_j = (1 - η_j)·kcode_{j-1} + η_j·(a convex mix of other kcodes),
@@ -29,7 +30,7 @@ softmax can only put all its mass on itself, so prevk_0 = kcode_0 (harmless, see
 Layer 2: lookup. Q_i = β·[kcode_i ; 2·iskey_i], K_j = [prevk_j ; isval_j], V_j = vcode_j, W_O²
 writes out. For a query position i holding key x (q = code(x)) the logit of slot j <= i is
 
-    β<q, prevk_j> + 2β·isval_j + R²[i - j],   R²[0] = β(b + 2) - m,  R²[t > 0] = 0:
+    β<q, prevk_j> + 2β·isval_j + R²[i - j],   R²[0] = β(b + 2) - m,  R²[t > 0] = 0 (r² = (β(b+2) - m, 0, 0)):
 
 value slots get a bonus 2β, so a non-value slot whose prevk happens to be q cannot compete (the
 filler after an earlier query of x, or slot 0, a key whose prevk_0 is its own code), and the
@@ -52,8 +53,10 @@ have weight <= N·e^{-(2β - m)+δ} = e^{-m+δ} relative to the sink. Only value
 
 Read-out (exact argmax). The nearest code, argmax over all s ∈ {±1}^b of <out, s>, is s = sign(out),
 computed bitwise; ``predict`` answers the token with those bits when the weakest bit is decisive,
-min_k |out_k| >= τ (``threshold``, default 1/2), the token is a value token and x_i is a key
-token (Algorithm 1's queries), else -1. With τ = 1/2 this is exact whenever
+min_k |out_k| >= τ (``threshold``, default 1/2), the token is a value token and the ``iskey`` channel
+of the final stream u³ = u² + O² exceeds 1/2 (x_i is a key, Algorithm 1's queries; the channel is
+written by the embedding and carried by the residual, so the gate is read from the network's output
+stream, not from the raw tokens), else -1. With τ = 1/2 this is exact whenever
 p(1 - e^{-2m+δ}) > 1/2 > e^{-m+δ}, which holds for every m >= 1 (default m = 4: bits >= 0.98 at a
 match, <= 0.019 without one); ``margin`` reports |min_k |out_k| - τ| at key positions.
 
@@ -66,8 +69,9 @@ failure is shown in the tests). The answer at i depends on tokens 0..i only (cau
 causal fixed biases).
 
 Counted (``num_parameters``): layer 1 W_Q, W_K, W_V (d × b) and W_O (b × d); layer 2 W_Q, W_K
-(d × (b+1)), W_V (d × b), W_O (b × d): d(8b + 2) = 32b² + 24b + 4 (the zero W_Q¹, W_K¹ included).
-Fixed (``num_fixed``): E (c × d) and the two bias vectors R¹, R² (N each).
+(d × (b+1)), W_V (d × b), W_O (b × d): d(8b + 2) = 32b² + 24b + 4 (the zero W_Q¹, W_K¹ included),
+plus the bias parameters r¹, r² (3 each): 32b² + 24b + 10, independent of N. The *values* of W_Q²
+and r²_0 grow like β ~ (ln N)/2, i.e. O(log log N) bits per number. Fixed (``num_fixed``): E (c × d).
 """
 
 from __future__ import annotations
@@ -77,11 +81,19 @@ import math
 import torch
 
 from ..utils import is_number
-from .base import Construction, check_threshold, frozen
+from .base import Construction, check_threshold, frozen, mixer_layer
 
-__all__ = ["AttentionSoftmax", "attention_softmax", "softmax_attention"]
+__all__ = ["AttentionSoftmax", "attention_softmax", "softmax_attention", "distance_bias"]
 
 
+def distance_bias(r: torch.Tensor, n: int) -> torch.Tensor:
+    """(n,) bias by distance from its three stored numbers r = (r_0, r_1, s): R[0] = r_0,
+    R[t >= 1] = r_1 + (t - 1)·s."""
+    t = torch.arange(n, dtype=r.dtype, device=r.device)
+    return torch.where(t == 0, r[0], r[1] + (t - 1).clamp(min=0) * r[2])
+
+
+@mixer_layer(lambda u, *a, **k: u.shape[-1])
 def softmax_attention(u, W_Q, W_K, W_V, W_O, rel_bias) -> torch.Tensor:
     """One causal softmax head with a bias by distance. u: (B, n, d); W_Q, W_K: (d, h); W_V: (d, h_v);
     W_O: (h_v, d); rel_bias: (>= n,) -> (B, n, d).
@@ -132,11 +144,8 @@ class AttentionSoftmax(Construction):
         E[is_val, vc], E[is_val, isval] = codes[is_val], 1.0
         self.register_buffer("E", E)
 
-        t = torch.arange(N, dtype=torch.get_default_dtype())
-        self.register_buffer("R1", -beta1 * (t - 1).abs())  # (N,) peaked at distance 1
-        R2 = torch.zeros(N)
-        R2[0] = self.beta * (b + 2) - m  # sink on the current slot
-        self.register_buffer("R2", R2)
+        self.r1 = frozen(torch.tensor([-beta1, 0.0, -beta1]))  # R¹[t] = -β₁|t - 1|
+        self.r2 = frozen(torch.tensor([self.beta * (b + 2) - m, 0.0, 0.0]))  # sink on the current slot
 
         eye = torch.eye(b)
         W_V1, W_O1 = torch.zeros(d, b), torch.zeros(b, d)
@@ -172,25 +181,27 @@ class AttentionSoftmax(Construction):
         """(u¹, O¹, O²), each (B, N, d): the encoded input and what each layer adds to the stream."""
         x = self.check_tokens(tokens)  # (B, N)
         u1 = self.E[x]  # (B, N, d)
-        O1 = softmax_attention(u1, self.W_Q1, self.W_K1, self.W_V1, self.W_O1, self.R1)
+        n = u1.shape[1]
+        O1 = softmax_attention(u1, self.W_Q1, self.W_K1, self.W_V1, self.W_O1, distance_bias(self.r1, n))
         u2 = u1 + O1
-        O2 = softmax_attention(u2, self.W_Q2, self.W_K2, self.W_V2, self.W_O2, self.R2)
+        O2 = softmax_attention(u2, self.W_Q2, self.W_K2, self.W_V2, self.W_O2, distance_bias(self.r2, n))
         return u1, O1, O2
 
     def forward(self, tokens) -> torch.Tensor:
-        """(B, N, b) scores: the ``out`` block layer 2 writes (≈ code(answer) at answered key positions)."""
+        """(B, N, b + 1) read-out channels of the final stream u³ = u² + O²: the ``out`` block
+        (≈ code(answer) at answered key positions), then the ``iskey`` channel."""
         b = self.bits
-        return self.layer_outputs(tokens)[2][..., 3 * b : 4 * b]
+        u1, O1, O2 = self.layer_outputs(tokens)
+        u3 = u1 + O1 + O2  # (B, N, d)
+        return torch.cat([u3[..., 3 * b : 4 * b], u3[..., 4 * b : 4 * b + 1]], dim=-1)
 
     def _decode(self, tokens):
-        x = self.check_tokens(tokens)  # (B, N)
-        o = self(x)  # (B, N, b)
+        s = self(tokens)  # (B, N, b + 1)
+        o, is_key = s[..., : self.bits], s[..., self.bits] > 0.5  # (B, N, b), (B, N)
         conf = o.abs().min(dim=-1).values  # (B, N) weakest bit
-        weights = 2 ** torch.arange(self.bits, device=x.device)
+        weights = 2 ** torch.arange(self.bits, device=o.device)
         ids = ((o > 0).long() * weights).sum(-1)  # (B, N) sign decoding = nearest code
-        c = self.vocab_size
-        is_key = (x >= 1) & (x < c // 2)
-        return x, conf, ids, is_key
+        return None, conf, ids, is_key
 
     def predict(self, tokens) -> torch.Tensor:
         """(B, N) LongTensor: the decoded value token at key positions whose weakest bit is >= threshold,

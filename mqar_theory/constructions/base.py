@@ -11,10 +11,18 @@ value tokens are never queries in Algorithm 1, so a construction may ignore them
 of ``make_mqar`` it is the label. It is exact for sequences with a consistent dictionary (each key
 token's earlier occurrences all followed by the same token), which every ``make_mqar`` sequence with
 ``random_non_queries=False`` (the paper's setting) satisfies; random filler can repeat a key before
-its query with another successor, which makes Definition 3.1 ambiguous (paper.md §2.5, erratum 5).
+its query with another successor, which makes Definition 3.1 (arXiv 2312.04927, §3.1) ambiguous.
+
+Measured sizes. Every function that applies one mixer layer is wrapped with ``mixer_layer``; inside
+``trace_layers()`` each application records the width of the stream it reads, so the number of
+layers and the width a forward pass really uses are counted, not declared (``bounds.sizes``).
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -22,7 +30,40 @@ from torch import nn
 from ..data import mqar_oracle
 from ..utils import is_int, is_number
 
-__all__ = ["Construction", "expected_answers", "check_vocab_seq", "check_threshold", "frozen"]
+__all__ = ["Construction", "expected_answers", "check_vocab_seq", "check_threshold", "frozen", "mixer_layer",
+           "trace_layers"]
+
+_TRACES: list[list[int]] = []
+
+
+def mixer_layer(width_of: Callable[..., int]) -> Callable:
+    """Decorator for a function that applies ONE mixer layer: while ``trace_layers()`` is active each
+    call appends ``width_of(*args, **kwargs)`` (the width d of the stream the layer reads)."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            if _TRACES:
+                w = int(width_of(*args, **kwargs))
+                for calls in _TRACES:
+                    calls.append(w)
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    return deco
+
+
+@contextmanager
+def trace_layers():
+    """Context manager yielding a list that receives one stream width per mixer layer applied inside
+    it (``mixer_layer``): ``len`` is the number of layers run, ``max`` the widest stream."""
+    calls: list[int] = []
+    _TRACES.append(calls)
+    try:
+        yield calls
+    finally:
+        _TRACES.remove(calls)
 
 
 def check_vocab_seq(vocab_size, seq_len) -> None:

@@ -1,6 +1,6 @@
 """Data-independent BaseConv solves MQAR: one shift group per distance, a bit-product tree, a sum.
 
-Claim (Zoology, arXiv 2312.04927, Thm 4.4; paper.md §2.1, §3.5). On binary token codes
+Claim (Zoology, arXiv 2312.04927, Thm 4.4). On binary token codes
 u ∈ {0,1}^{N×O(log c)}, a stack of BaseConv layers (eq. 1, y = (u W + b1) ⊙ (h ∗ u + b2)) whose
 filters and biases depend only on (c, N) solves MQAR. The paper reaches Õ(N log c) parameters and
 Õ(1) layers through a dyadic-interval circuit compiled by Thm 4.2 (its details are UNVERIFIED);
@@ -63,7 +63,7 @@ integer or a half, so float64 and float32 are both exact (sums stay far below 2^
 min(M - 1/2, min_k |Y_k|) at answers and 1/2 - M elsewhere, is exactly 1/2 on make_mqar inputs.
 
 Dictionary consistency (our decision, base.py). If a key's earlier occurrences are followed by
-different tokens (random filler can do this; paper.md §2.5 erratum 5), Y_k adds their codes, so
+different tokens (random filler can do this; Definition 3.1 then asks for two answers), Y_k adds their codes, so
 the answer is a bitwise majority and not ``mqar_oracle``'s first occurrence; a tie shows as a zero
 margin (tested). Exactness is claimed, and tested, wherever the dictionary is consistent.
 
@@ -106,7 +106,7 @@ from torch import nn
 
 from ..mixers.conv import causal_conv
 from ..utils import is_int
-from .base import Construction, check_threshold, frozen
+from .base import Construction, check_threshold, frozen, mixer_layer
 
 __all__ = ["BaseConvDataIndependent", "baseconv_data_independent", "data_independent_counts"]
 
@@ -193,6 +193,7 @@ class _SparseBaseConv(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, n, d)
         return self.forward_cm(u.transpose(1, 2)).transpose(1, 2)
 
+    @mixer_layer(lambda self, v: v.shape[1])
     def forward_cm(self, v: torch.Tensor) -> torch.Tensor:  # (B, d, n) -> (B, d, n)
         """Eq. (1) on a channel-major stream (v = uᵀ per sequence), the layout the stack runs in:
         selecting channels and shifting in time then move contiguous rows."""

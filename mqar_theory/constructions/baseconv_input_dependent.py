@@ -1,4 +1,4 @@
-"""Thm 4.5 of Zoology (arXiv 2312.04927, ``sec: data-dep-ar``; paper.md §3.4, errata §2.5.3-4):
+"""Thm 4.5 of Zoology (arXiv 2312.04927, Thm 4.5 and its proof in App. H):
 BaseConv with *input-dependent* long filters solves MQAR in O(1) layers with O(t·N·c) parameters,
 t the number of distinct interaction distances of the input.
 
@@ -42,7 +42,7 @@ x_i is a key seen before and s_g covers i - j* (the programmatic set always does
 exactly ``expected_answers`` (first-occurrence oracle at key positions, -1 elsewhere). This holds
 for *every* sequence, random filler included, not only for consistent dictionaries.
 
-The erratum (paper.md §2.5.3). The appendix sets Linear_K(u) = K "keeping key rows and zeroing
+The erratum (proof of Thm 4.5, arXiv 2312.04927 App. H). The appendix sets Linear_K(u) = K "keeping key rows and zeroing
 query rows". A query repeats its key token, so its one-hot row equals the key's row and no shared
 row-wise W can tell them apart. We decide: a *position mask* on the key projection, the row mask m
 above, set like the filters by the programmatic rule from the input (role = first occurrence or
@@ -55,9 +55,9 @@ exactly twice, so both versions agree there: the mask only matters once a key re
 
 Causality. The filters are picked from the whole input, yet the answer at i depends on x_0..x_i
 only: channel g reads positions i - s_g (key) and i - s_g + 1 (value), both <= i since s_g >= 1
-(distance 0 is refused: a query would match itself and need the future token x_{i+1}, erratum
-§2.5.4); m[j] depends on x_0..x_j; and changing tokens after i only adds or removes channels g whose
-M_g[i] is 0 unless s_g = i - j*, which depends on x_0..x_i and so stays selected.
+(distance 0 is refused: a query would match itself and need the future token x_{i+1}: a
+selected shift set must exclude 0); m[j] depends on x_0..x_j; and changing tokens after i only adds or
+removes channels g whose M_g[i] is 0 unless s_g = i - j*, which depends on x_0..x_i and so stays selected.
 
 Batches (decision). Filters and row masks are chosen **per example**: ``forward`` programs each row
 from its own tokens (``program(row)``) and runs it; batch elements may have different distance
@@ -67,13 +67,17 @@ of the example, so each example is its own BaseConv model, as in Thm 4.5.)
 Sizes (decision). The model is built with ``max_distances`` = T slots (default N - 1: every
 possible distance, so any input fits); an input needing more distinct distances is refused. The
 module stores only the input-independent projections as parameters: eight c-vectors (Linear_Q,
-Linear_K, Linear_V, layer 2's copy and pass maps, layer 3's sum and broadcast, Linear_sum); the
-filter banks and the row mask are written per input by ``program``. ``num_parameters`` counts the
-model as built: ``parameter_count(T) = 2·T·N·c (two banks of T filters of size N×c) + N (row mask)
-+ 8c``, i.e. O(T·N·c) as Thm 4.5 says; ``program(x).num_parameters`` is the same formula at the
-input's own t (the numel of the tensors it holds). The constant block biases (0 or 1 over whole
-blocks) and the zeros of the block-structured W are structure, not counted. ``num_layers`` = 4,
-``width`` = (2T+1)·c (``program(x).width`` = (2t+1)·c), ``t`` = T.
+Linear_K, Linear_V, layer 2's copy and pass maps, layer 3's sum and broadcast, Linear_sum), so
+``num_parameters`` = 8c. The filter banks and the row mask are written per input by ``program``;
+``program(x).num_parameters`` is what Thm 4.5 counts for that input, 2·t·N·c + N + 8c with t the
+number of filters the program holds (two banks of t filters of size N×c), and
+``program(x).stored_numbers`` what is really in memory, 2·t·N + N + 8c: each filter is an impulse
+(t, N, 1) expanded across the c channels. The bound check reads the theorem's count, measured as the
+numel of the program's tensors, against t·N·c with t the distinct interaction distances of the
+input (measured from the tokens by ``bounds``, not taken from the slots T). The constant block biases
+(0 or 1 over whole blocks) and the zeros of the block-structured W are structure, not counted.
+``num_layers`` = 4 (the traced forward pass applies four layers), ``width`` = (2T+1)·c
+(``program(x).width`` = (2t+1)·c, the width the traced forward pass reads).
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ import torch.nn.functional as F
 
 from ..mixers.conv import causal_conv
 from ..utils import is_int
-from .base import Construction, frozen
+from .base import Construction, frozen, mixer_layer
 from .primitives import BaseConvParams
 
 __all__ = [
@@ -175,25 +179,66 @@ class InputDependentProgram:
 
     @property
     def num_parameters(self) -> int:
+        """What Thm 4.5 counts for this input: 2·t filters of size N×c, the row mask (N) and the
+        projections (8c): 2·t·N·c + N + 8c (numel of the tensors, the expanded banks at full size)."""
         return self.h_key.numel() + self.h_value.numel() + self.row_mask.numel() + sum(
             p.numel() for p in self.proj.values())
 
+    @property
+    def stored_numbers(self) -> int:
+        """Numbers actually held in memory: each distinct storage once. The banks are (t, N, 1)
+        impulses expanded (stride 0) across the c channels, so they hold 2·t·N numbers where the
+        theorem counts 2·t·N·c (``num_parameters``)."""
+        seen, total = set(), 0
+        for x in (self.h_key, self.h_value, self.row_mask, *self.proj.values()):
+            st = x.untyped_storage()
+            if st.data_ptr() not in seen:
+                seen.add(st.data_ptr())
+                total += st.nbytes() // x.element_size()
+        return total
+
     def run(self, u: torch.Tensor) -> torch.Tensor:
-        """(B, n, c) one-hot -> (B, n, c) scores (block 0 after layer 4)."""
-        p = self.proj
-        n = u.shape[1]
-        m = self.row_mask[:n, None]  # (n, 1)
-        Q = u * p["linear_q"]  # layer 1, block 0                              (B, n, c)
-        K = u * p["linear_k"] * m  # layer 1, blocks K_g (identical before layer 2's filters)
-        V = u * p["linear_v"]  # layer 1, blocks V_g
-        scores = torch.zeros_like(u)
-        for g in range(self.t):
-            A = (Q * p["copy_q"]) * causal_conv(K, self.h_key[g])  # layer 2, block K_g: Q ⊙ shift_s(K)
-            Vg = (V * p["pass_v"]) * 1.0  # layer 2, block V_g: passes (h = 0, b2 = 1)
-            match = (A * p["reduce"]).sum(-1, keepdim=True) * p["spread"]  # layer 3 linear branch
-            C = match * causal_conv(Vg, self.h_value[g])  # layer 3, block V_g          (B, n, c)
-            scores = scores + C * p["linear_sum"]  # layer 4: Linear_sum into block 0
-        return scores
+        """(B, n, c) one-hot -> (B, n, c) scores (block 0 after layer 4). The stream is the list of
+        its 2t + 1 blocks [Q, K_1 .. K_t, V_1 .. V_t] of c channels each (width (2t+1)·c)."""
+        s = self._layer1([u])
+        s = self._layer2(s)
+        s = self._layer3(s)
+        return self._layer4(s)[0]
+
+    @mixer_layer(lambda self, blocks: sum(x.shape[-1] for x in blocks))
+    def _layer1(self, blocks):
+        """Projections Linear_Q, Linear_K (times the row mask m in b2), Linear_V, copied into every block."""
+        u, p, t = blocks[0], self.proj, self.t
+        m = self.row_mask[: u.shape[1], None]  # (n, 1)
+        K = u * p["linear_k"] * m  # (B, n, c)
+        V = u * p["linear_v"]
+        return [u * p["linear_q"], *([K] * t), *([V] * t)]
+
+    @mixer_layer(lambda self, blocks: len(blocks) * blocks[0].shape[-1])
+    def _layer2(self, blocks):
+        """Block K_g: Q ⊙ shift_{s_g}(K_g) (linear branch copies Q, conv branch h = impulse_{s_g}); V_g passes."""
+        t, p, Q = self.t, self.proj, blocks[0]
+        A = [(Q * p["copy_q"]) * causal_conv(blocks[1 + g], self.h_key[g]) for g in range(t)]
+        return [Q, *A, *(blocks[1 + t + g] * p["pass_v"] for g in range(t))]
+
+    @mixer_layer(lambda self, blocks: len(blocks) * blocks[0].shape[-1])
+    def _layer3(self, blocks):
+        """Block V_g: (match indicator of K_g, summed and broadcast) ⊙ shift_{s_g - 1}(V_g)."""
+        t, p = self.t, self.proj
+        out = [torch.zeros_like(blocks[0]), *(torch.zeros_like(b) for b in blocks[1 : 1 + t])]
+        for g in range(t):
+            match = (blocks[1 + g] * p["reduce"]).sum(-1, keepdim=True) * p["spread"]  # (B, n, c)
+            out.append(match * causal_conv(blocks[1 + t + g], self.h_value[g]))
+        return out
+
+    @mixer_layer(lambda self, blocks: len(blocks) * blocks[0].shape[-1])
+    def _layer4(self, blocks):
+        """Linear_sum: block 0 = Σ_g V_g."""
+        t, p = self.t, self.proj
+        scores = torch.zeros_like(blocks[0])
+        for g in range(t):
+            scores = scores + blocks[1 + t + g] * p["linear_sum"]
+        return [scores]
 
     def dense_layers(self) -> list[BaseConvParams]:
         """The four layers as full eq. (1) parameter sets (d = (2t+1)·c); input: u in block 0."""
@@ -256,7 +301,6 @@ class BaseConvInputDependent(Construction):
         if not isinstance(mask_query_rows, bool):
             raise ValueError(f"mask_query_rows={mask_query_rows!r}: must be a bool")
         self.max_distances, self.mask_query_rows = max_distances, mask_query_rows
-        self.t = max_distances  # the distance slots the model is built with (what Thm 4.5's t counts)
         self.width = (2 * max_distances + 1) * c
         key = torch.zeros(c)
         key[1 : c // 2] = 1.0  # keys are [1, c/2): filler 0 and values never query or match
@@ -268,12 +312,9 @@ class BaseConvInputDependent(Construction):
 
     # --- sizes -------------------------------------------------------------------------------
     def parameter_count(self, t: int) -> int:
-        """2·t·N·c (filter banks) + N (row mask) + 8c (projections)."""
+        """Thm 4.5's count for an input with t distances: 2·t·N·c (filter banks) + N (row mask) + 8c
+        (projections). ``num_parameters`` (inherited) is what the module itself stores: 8c."""
         return 2 * t * self.seq_len * self.vocab_size + self.seq_len + len(PROJECTIONS) * self.vocab_size
-
-    @property
-    def num_parameters(self) -> int:
-        return self.parameter_count(self.max_distances)
 
     # --- programming -------------------------------------------------------------------------
     def program(self, tokens, distances: Sequence[int] | None = None) -> InputDependentProgram:
@@ -291,7 +332,7 @@ class BaseConvInputDependent(Construction):
             for s in distances:
                 if not (is_int(s) and 1 <= s <= N - 1):
                     raise ValueError(f"distances: {s!r} must be an integer in [1, seq_len-1={N - 1}] "
-                                     "(distance 0 would match a query with itself, erratum 2.5.4)")
+                                     "(distance 0 would match a query with itself)")
             if len(set(distances)) != len(distances):
                 raise ValueError(f"distances: {distances} has repeats")
             distances = sorted(distances)

@@ -1,6 +1,6 @@
 """Data-independent BaseConv solves MQAR with Õ(N log c) parameters: sort, look back, sort back.
 
-Claim (Zoology, arXiv 2312.04927, Thm 4.4; paper.md §3.5). On binary token codes
+Claim (Zoology, arXiv 2312.04927, Thm 4.4). On binary token codes
 u ∈ {0,1}^{N×O(log c)}, a stack of BaseConv layers (eq. 1, y = (u W + b1) ⊙ (h ∗ u + b2)) whose
 filters and biases depend only on (c, N) solves MQAR with Õ(N log c) parameters and Õ(1) layers.
 The paper parallelises the sequential query-before-insert algorithm over dyadic intervals and
@@ -108,7 +108,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Construction, check_threshold, frozen
+from .base import Construction, check_threshold, frozen, mixer_layer
 
 __all__ = ["BaseConvSorting", "baseconv_sorting", "sorting_counts", "bitonic_stages"]
 
@@ -317,6 +317,7 @@ class _SparseLayer(nn.Module):
         pos = np.stack(spec.pos_b1, 1) if spec.pos_b1 else np.zeros((spec.Np, 0))
         self.b1_pos = frozen(reals(pos))  # (N', k)
 
+    @mixer_layer(lambda self, v: v.shape[1])
     def forward_cm(self, v: torch.Tensor) -> torch.Tensor:  # (B, d, N') -> (B, d, N')
         B, d, n = v.shape
         routed = v.index_select(1, self.W_src).mul_(self.W_val[:, None])  # (B, nnz, n)

@@ -1,4 +1,4 @@
-"""The appendix primitives (paper.md §3.1-3.2, errata §2.5.2) as BaseConv parameter sets.
+"""The appendix primitives (Zoology, arXiv 2312.04927, App. H: the primitives lemma) as BaseConv parameter sets.
 
 Every primitive is one (or two, or three) instances of eq. (1) of Zoology (arXiv 2312.04927)::
 
@@ -16,10 +16,10 @@ whole toolbox (impulse_s[k, q] = 1 iff k = s):
 * **shift up by s**: a causal filter cannot read ahead, so the appendix uses the cyclic
   convolution; impulse at k = (-s) mod N gives (h ⊛ u)[i] = u[(i + s) mod N], and the row mask
   b1[i] = 1[i + s < N] zeroes the rows that wrapped around: y[i] = u[i + s] for i + s < N, else 0.
-  *Erratum (paper.md §2.5.2).* The printed proof counts three layers and claims the identity
-  filter "reverses" the sequence; it does not (a cyclic convolution with impulse_0 is the identity,
-  ``test_primitives`` checks it). The corrected primitive above is one layer; ``shift_up_paper``
-  returns the paper's 3-layer count as identity ∘ shift_up ∘ identity, the same function.
+  *Erratum (the shift-up proof of the primitives lemma, App. H).* The printed proof counts three
+  layers and claims the identity filter "reverses" the sequence; it does not (a cyclic convolution with
+  impulse_0 is the identity, ``test_primitives`` checks it). The corrected primitive above is one layer;
+  ``shift_up_paper`` returns the paper's 3-layer count as identity ∘ shift_up ∘ identity, the same function.
 * **block add** ("add_n", 2 layers, needs 2s <= N). Layer 1: W = 0, h = impulse_0 + impulse_s
   (the polynomial 1 + X^s), b1 = 1[s <= i < 2s], b2 = 0, so y1[i] = u[i] + u[i - s] on rows
   s <= i < 2s and 0 elsewhere. Layer 2: W = 0, h = impulse_0, b1 = 1, b2 = 1[i < s], so

@@ -6,13 +6,33 @@ Every registered constructor returns a module mapping (B, N, d) to (B, N, d) cau
 from .attention import Attention
 from .base import Mixer, check_dims
 from .baseconv import BaseConv, baseconv, baseconv_direct
+from .baseconv_autocorrelation import BaseConvAutocorrelation
+from .baseconv_programmatic import BaseConvProgrammatic
+from .based import Based
 from .conv import causal_conv, causal_conv_direct, cyclic_conv, cyclic_conv_direct
+from .h3 import H3
+from .hyena import Hyena
 from .linear_bias_attention import LinearBiasAttention, linear_bias_attention, linear_bias_attention_direct
+from .long_conv import LongConv
+from .mamba import Mamba
+from .rwkv import RWKV
+from .sliding_window import SlidingWindowAttention
+from .sparse_attention import SparseAttention
 
 MIXERS = {
     "attention": Attention,
     "baseconv": BaseConv,
+    "baseconv_programmatic": BaseConvProgrammatic,
+    "baseconv_autocorrelation": BaseConvAutocorrelation,
+    "sparse_attention": SparseAttention,
     "linear_bias_attention": LinearBiasAttention,
+    "hyena": Hyena,
+    "h3": H3,
+    "long_conv": LongConv,
+    "rwkv": RWKV,
+    "based": Based,
+    "mamba": Mamba,
+    "sliding_window": SlidingWindowAttention,
 }
 
 
@@ -30,7 +50,17 @@ __all__ = [
     "check_dims",
     "Attention",
     "BaseConv",
+    "BaseConvProgrammatic",
+    "BaseConvAutocorrelation",
+    "SparseAttention",
     "LinearBiasAttention",
+    "Hyena",
+    "H3",
+    "LongConv",
+    "RWKV",
+    "Based",
+    "Mamba",
+    "SlidingWindowAttention",
     "baseconv",
     "baseconv_direct",
     "linear_bias_attention",

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils import is_int
 from .base import Mixer
 
 __all__ = ["Attention"]
@@ -27,9 +28,11 @@ class Attention(Mixer):
 
     def __init__(self, d_model: int, seq_len: int, num_heads: int = 1, bias: bool = True):
         super().__init__(d_model, seq_len)
-        if not (isinstance(num_heads, int) and num_heads >= 1 and d_model % num_heads == 0):
+        if not (is_int(num_heads) and num_heads >= 1 and d_model % num_heads == 0):
             raise ValueError(f"num_heads={num_heads!r}: must be a positive divisor of d_model={d_model}")
-        self.num_heads = num_heads
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias={bias!r}: must be a bool")
+        self.num_heads = int(num_heads)
         self.Wqkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 

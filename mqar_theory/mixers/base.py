@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..utils import is_int
+from ..utils import check_cuda_args, check_to_args, is_int
 
 __all__ = ["Mixer", "check_dims"]
 
@@ -70,6 +70,16 @@ class Mixer(nn.Module):
         super().__init__()
         self.d_model, self.seq_len = check_dims(d_model, seq_len)
         self.register_forward_pre_hook(_validate_input)
+
+    def to(self, *args, **kwargs):
+        """``nn.Module.to``, with a ``ValueError`` naming the device when it is not there (no GPU for "cuda")."""
+        check_to_args(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def cuda(self, device=None):
+        """``nn.Module.cuda``, with a ``ValueError`` when there is no such GPU."""
+        check_cuda_args(device)
+        return super().cuda(device)
 
     def num_parameters(self) -> int:
         """Trainable numbers stored in the module's parameters (counted from the tensors)."""

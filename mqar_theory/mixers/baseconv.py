@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..flops import fft_flops
+from ..utils import is_int
 from .base import Mixer
 from .conv import _next_pow2, causal_conv, causal_conv_direct, cyclic_conv, cyclic_conv_direct
 
@@ -55,9 +56,10 @@ class BaseConv(Mixer):
         d_model, seq_len = self.d_model, self.seq_len
         if kernel_size == -1:
             kernel_size = None
-        if kernel_size is not None and not (isinstance(kernel_size, int) and 1 <= kernel_size <= seq_len):
+        if kernel_size is not None and not (is_int(kernel_size) and 1 <= kernel_size <= seq_len):
             raise ValueError(f"kernel_size={kernel_size!r}: must be None/-1 (long) or an integer in [1, seq_len]")
         d, N = d_model, seq_len
+        kernel_size = None if kernel_size is None else int(kernel_size)
         L = N if kernel_size is None else kernel_size
         self.kernel_size, self.cyclic = kernel_size, bool(cyclic)
         bound = 1 / math.sqrt(d)

@@ -1,13 +1,14 @@
 """Channel-wise convolutions along the sequence: a fast FFT path and a naive reference.
 
-Conventions (paper.md §1.3): for u of shape (B, N, d) and a filter h of shape (L, d),
+Conventions (arXiv 2312.04927, §4.1 eq. (1), and the cyclic variant its appendix allows for simplified Hyena):
+for u of shape (B, N, d) and a filter h of shape (L, d),
 
 * causal:  (h * u)[i, q] = sum_{k <= i, k < L} h[k, q] u[i - k, q]
 * cyclic:  (h ⊛ u)[i, q] = sum_{k < N}        h[k, q] u[(i - k) mod N, q]   (needs L <= N)
 
 Only the first min(L, N) taps can reach a position of a length-N input causally, so an input
 shorter than the filter uses a cropped filter and never wraps around: the future-leak of the
-official long convolution (zoology-code.md §2.2) cannot happen here.
+official long convolution (``docs/official-code.md``, "BaseConv") cannot happen here.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
     Q, K, V = u W_Q, u W_K, u W_V;     O = ((Q Kᵀ + B) ⊙ M) V
 
 with B ∈ R^{N×N} a fixed positional bias and M a 0/1 mask: ``"none"`` (the printed algorithm),
-``"causal"`` (j <= i) or ``"strict"`` (j < i, the prior mask the printed H.27 proof misses;
-paper.md §2.5 erratum 1). A shorter input (n < N) uses B[:n, :n].
+``"causal"`` (j <= i) or ``"strict"`` (j < i). The strict prior mask is our correction: as printed in
+arXiv 2312.04927 (App. H, proof of Prop H.27) the second layer's QKᵀV lets a query read the current and later
+keys; with the mask j < i the construction answers MQAR exactly for unique keys (tests/test_attention_constructions.py).
+A shorter input (n < N) uses B[:n, :n].
 """
 
 from __future__ import annotations

@@ -1,0 +1,103 @@
+"""BaseConv with an *autocorrelation* input-dependent long filter (Zoology, arXiv 2312.04927, §4.3,
+Figure 2 bottom row): the filter is estimated from the input's own autocorrelation, a fuzzy version of
+the programmatic filter (lags where the sequence resembles itself instead of exact token repeats).
+
+    y[i] = (u W + b1)[i] ⊙ ( (h ∗ u)[i] + g ⊙ Σ_{s=1}^{p-1} ρ_p[s] u[i - s] + b2[i] ),   p = p(i)
+    R_p[s] = Σ_{t=s}^{p-1} ⟨u_t, u_{t-s}⟩        (autocorrelation of the prefix u[0:p], summed over channels)
+    ρ_p[s] = R_p[s] / R_p[0]  for 1 <= s < p     (normalised: |ρ| <= 1 by Cauchy-Schwarz; lag 0 is h's)
+
+W, b1, b2, h as in ``BaseConv`` (long filter); g ∈ R^d a learned per-channel weight (init 1).
+
+Causality (decision). The autocorrelation of the whole sequence, as the paper's filter is described,
+looks at the future. Here the filter used at row i is estimated from a prefix that ends at or before
+i: p(i) = 2^⌊log2 i⌋ (the filter is re-estimated at every power of two; rows 0 and 1 get no extra
+filter). So y[i] depends on u[0..i] only, and the whole layer costs O(log n) FFTs per sequence
+(O(n log² n · d)), never an (n × n) matrix. Each estimate is computed by FFT: R_p = irfft(Σ_q
+|rfft(u[0:p, q], 2p)|²)[0:p] (zero-padded to 2p, so the correlation is linear, not cyclic), and the
+rows [p, 2p) are convolved with ρ_p by FFT. The price of causality: a query at i sees the repeat
+structure of u[0:p(i)], not its own match; we report what this filter learns, we do not tune it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..flops import fft_flops
+from .baseconv import BaseConv
+from .conv import _next_pow2, causal_conv
+
+__all__ = ["BaseConvAutocorrelation", "autocorrelation_levels"]
+
+
+def autocorrelation_levels(n: int) -> list[tuple[int, int]]:
+    """The prefixes and row ranges of the causal filter: [(p, e)]: rows [p, e) use R_p; p = 2, 4, ... < n."""
+    out, p = [], 2
+    while p < n:
+        out.append((p, min(2 * p, n)))
+        p *= 2
+    return out
+
+
+class BaseConvAutocorrelation(BaseConv):
+    """``BaseConvAutocorrelation(d_model, seq_len)``: BaseConv (long filter) + a causal autocorrelation filter."""
+
+    def __init__(self, d_model: int, seq_len: int):
+        super().__init__(d_model, seq_len, kernel_size=None)
+        self.g = nn.Parameter(torch.ones(self.d_model))  # (d,) weight of the autocorrelation filter
+
+    @staticmethod
+    def rho(u: torch.Tensor, p: int) -> torch.Tensor:
+        """ρ_p (B, p) by FFT: normalised channel-summed autocorrelation of u[:, :p]; ρ_p[0] = 0."""
+        a = torch.fft.rfft(u[:, :p], n=2 * p, dim=1)  # (B, p+1, d)
+        power = (a.real**2 + a.imag**2).sum(-1)  # (B, p+1)
+        R = torch.fft.irfft(power, n=2 * p, dim=1)[:, :p]  # (B, p): R[s] for lags 0..p-1
+        r = R / R[:, :1].clamp(min=torch.finfo(u.dtype).tiny)
+        return torch.cat([torch.zeros_like(r[:, :1]), r[:, 1:]], dim=1)
+
+    def autocorrelation_term(self, u: torch.Tensor) -> torch.Tensor:
+        """g ⊙ Σ_s ρ_{p(i)}[s] u[i - s] for every row i (B, n, d), by FFT."""
+        B, n, d = u.shape
+        parts = [torch.zeros_like(u[:, : min(2, n)])]  # rows 0, 1: no extra filter
+        for p, e in autocorrelation_levels(n):
+            r = self.rho(u, p)  # (B, p)
+            m = _next_pow2(e + p - 1)
+            y = torch.fft.irfft(torch.fft.rfft(u[:, :e], n=m, dim=1) * torch.fft.rfft(r, n=m, dim=1)[..., None],
+                                n=m, dim=1)  # (B, m, d)
+            parts.append(y[:, p:e])
+        return self.g * torch.cat(parts, dim=1)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, n, d)
+        n = u.shape[1]
+        conv = causal_conv(u, self.h) + self.autocorrelation_term(u)
+        return (u @ self.W + self.b1[:n]) * (conv + self.b2[:n])
+
+    def forward_reference(self, u: torch.Tensor) -> torch.Tensor:
+        """Naive: R_p by explicit sums of inner products, every row's filter applied tap by tap."""
+        B, n, d = u.shape
+        conv = torch.zeros_like(u)
+        for i in range(n):
+            for s in range(min(i + 1, self.h.shape[0])):
+                conv[:, i] += self.h[s] * u[:, i - s]
+            if i < 2:
+                continue
+            p = 1 << (i.bit_length() - 1)  # 2^floor(log2 i)
+            R = torch.stack([sum((u[:, t] * u[:, t - s]).sum(-1) for t in range(s, p)) for s in range(p)], 1)
+            for s in range(1, p):
+                conv[:, i] += self.g * (R[:, s] / R[:, 0]).unsqueeze(-1) * u[:, i - s]
+        return (u @ self.W + self.b1[:n]) * (conv + self.b2[:n])
+
+    def state_size(self, seq_len: int | None = None) -> int:
+        """The last n inputs (the long filter and the prefix the autocorrelation is estimated from): n·d."""
+        return self._n(seq_len) * self.d_model
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """BaseConv's (2d² + its FFT convolution), plus per level (p, e): the autocorrelation (rfft of d
+        vectors and one irfft, length 2p) and the convolution of rows [0, e) with ρ_p (rfft of d vectors and
+        of ρ, irfft of d vectors, length m = pow2 >= e + p - 1), per sequence, divided by n."""
+        n, d = self._n(seq_len), self.d_model
+        extra = 0.0
+        for p, e in autocorrelation_levels(n):
+            m = _next_pow2(e + p - 1)
+            extra += (d + 1) * fft_flops(2 * p) + (2 * d + 1) * fft_flops(m)
+        return super().flops_per_token(n) + extra / n

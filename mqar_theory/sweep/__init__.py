@@ -1,0 +1,27 @@
+"""Sweeps: YAML specs -> runs of ``run_mqar`` -> one JSON record per run -> a table, resumable after a kill.
+
+    from mqar_theory.sweep import run_sweep, select_best, figure2_claims
+    df = run_sweep("figure2_smoke", "build/smoke/results/figure2_smoke", workers=2)
+    best = select_best(df)                       # the paper's rule: last test accuracy, max over lr
+
+Modules: ``spec`` (the YAML format and its validation, ``SpecError``), ``runs`` (expansion and hashes),
+``execute`` (one run -> one record), ``store`` (atomic records, ``load_results``, ``table.csv``),
+``backends`` (local processes, Ray), ``sweep`` (``run_sweep``), ``analysis`` (``select_best``,
+``figure2_claims``), ``figures`` (Figure 2 style plots), ``cli`` (``mqar-theory sweep``).
+"""
+
+from .analysis import CLAIMS, GATED_CONVOLUTIONS, cell_table, figure2_claims, select_best
+from .execute import execute_run, model_sizes, provenance
+from .runs import Run, canonical, expand, run_hash
+from .spec import Spec, SpecError, load_spec, parse_spec, resolve_spec_path
+from .store import load_records, load_results, read_record, write_record, write_table
+from .sweep import RETRAIN_ENV, plan, run_sweep
+
+__all__ = [
+    "run_sweep", "plan", "RETRAIN_ENV",
+    "Spec", "SpecError", "load_spec", "parse_spec", "resolve_spec_path",
+    "Run", "expand", "run_hash", "canonical",
+    "execute_run", "model_sizes", "provenance",
+    "load_results", "load_records", "read_record", "write_record", "write_table",
+    "select_best", "figure2_claims", "cell_table", "CLAIMS", "GATED_CONVOLUTIONS",
+]  # fmt: skip

@@ -1,0 +1,132 @@
+"""Selection and claims over a sweep's table (``load_results`` / ``run_sweep`` rows).
+
+``select_best``: the paper's rule for Figure 2 (Zoology, arXiv 2312.04927, Sec. 4 and Appendix E.1): for
+every cell (model, d_model, task, and any other varied setting), the **last evaluation's** test accuracy,
+maximised over the learning rate. With several seeds, the best learning rate is chosen per seed (each seed
+is a repetition of the whole protocol).
+
+``figure2_claims``: the claims of Figure 2 (top row) and Sec. 4.1, checked on a selected table:
+
+* ``attention_small_width``: attention is near-perfect (>= ``near_perfect``) at the smallest width for
+  every sequence length;
+* ``gated_below_attention``: each gated convolution (BaseConv, Hyena, H3, RWKV) is below attention in every
+  cell with d < N;
+* ``width_grows_with_N``: the smallest width at which a gated convolution reaches ``solved`` (``inf`` if
+  none of the widths does) does not decrease with N and is larger at the largest N than at the smallest.
+
+Decisions: accuracies are means over seeds of the per-seed best; "below" is strict (a tie at 1.0 does not
+count as below); a claim with no cell to check reports ``holds = None`` (not evaluable), never True.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["select_best", "figure2_claims", "cell_table", "GATED_CONVOLUTIONS", "CLAIMS"]
+
+#: mixers the paper calls gated convolutions (Sec. 3; Figure 2's non-attention rows)
+GATED_CONVOLUTIONS = ("baseconv", "hyena", "h3", "rwkv")
+CLAIMS = {
+    "attention_small_width": "attention near-perfect at the smallest width for every N",
+    "gated_below_attention": "gated convolution below attention in every cell with d < N",
+    "width_grows_with_N": "width a gated convolution needs to solve MQAR grows with N",
+}
+
+
+def _config_columns(df, over) -> list[str]:
+    from .spec import run_mqar_keys
+
+    keys = [k for k in run_mqar_keys() if k in df.columns and k not in over]
+    return ["model", *keys]
+
+
+def select_best(df, metric: str = "test_accuracy", over=("lr",)):
+    """The best row (highest ``metric``) over the ``over`` settings for every other combination of the
+    config (model, d_model, task, seed, ...); failed runs are left out. Adds ``candidates`` (rows compared)."""
+    import pandas as pd
+
+    if metric not in df.columns:
+        raise ValueError(f"metric={metric!r}: not a column of the table")
+    over = [over] if isinstance(over, str) else list(over)
+    for o in over:
+        if o not in df.columns:
+            raise ValueError(f"over={o!r}: not a column of the table")
+    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    if ok.empty:
+        return ok.assign(candidates=pd.Series(dtype=int))
+    keys = _config_columns(ok, over)
+    score = ok[metric].astype(float).fillna(-math.inf)
+    groups = ok.assign(_score=score).groupby(keys, dropna=False, sort=False)
+    idx = groups["_score"].idxmax()
+    best = ok.loc[idx.values].copy()
+    best["candidates"] = groups.size().values
+    sort = [k for k in ("model", "seq_len", "num_kv_pairs", "d_model", "seed") if k in best]
+    return best.sort_values(sort, kind="stable").reset_index(drop=True)
+
+
+def cell_table(best, metric: str = "test_accuracy"):
+    """Mean (over seeds) of ``metric`` per (model, mixer, seq_len, d_model) of a ``select_best`` table."""
+    return best.groupby(["model", "mixer", "seq_len", "d_model"], as_index=False)[metric].mean()
+
+
+def _fmt(x: float) -> str:
+    return "nan" if x != x else f"{x:.3f}"
+
+
+def figure2_claims(df, metric: str = "test_accuracy", near_perfect: float = 0.9, solved: float = 0.9,
+                   attention: str = "attention", gated=GATED_CONVOLUTIONS, selected: bool = False):
+    """The Figure 2 claims on ``df`` (a ``load_results`` table, or a ``select_best`` one with
+    ``selected=True``): a DataFrame with columns ``id, claim, model, holds, detail``; ``holds`` is
+    True / False, or None when the table has no cell to check it (see the module docstring)."""
+    import pandas as pd
+
+    for k, v in (("near_perfect", near_perfect), ("solved", solved)):
+        if not (isinstance(v, (int, float)) and 0 < v <= 1):
+            raise ValueError(f"{k}={v!r}: must be a number in (0, 1]")
+    best = df if selected else select_best(df, metric)
+    cells = cell_table(best, metric)
+    rows = []
+
+    att_cells = cells[cells["mixer"] == attention]
+    att = att_cells.groupby(["seq_len", "d_model"])[metric].max()  # the best attention model per cell
+    if att_cells.empty:
+        rows.append(("attention_small_width", attention, None, f"no {attention} runs in the table"))
+    else:
+        for model, g in att_cells.groupby("model"):
+            d0 = int(g["d_model"].min())
+            at = g[g["d_model"] == d0].set_index("seq_len")[metric].sort_index()
+            holds = bool((at >= near_perfect).all())
+            detail = f"d={d0}: " + ", ".join(f"N={n}: {_fmt(a)}" for n, a in at.items()) + f" (>= {near_perfect})"
+            rows.append(("attention_small_width", model, holds, detail))
+
+    conv_models = sorted(m for m, mx in cells[["model", "mixer"]].drop_duplicates().values if mx in gated)
+    for model in conv_models:
+        g = cells[cells["model"] == model].set_index(["seq_len", "d_model"])[metric]
+        pairs = [(n, d, g[(n, d)], att[(n, d)]) for n, d in g.index if d < n and (n, d) in att.index]
+        if not pairs:
+            rows.append(("gated_below_attention", model, None, "no cell with d < N and an attention run"))
+        else:
+            bad = [f"N={n},d={d}: {_fmt(a)} >= {_fmt(b)}" for n, d, a, b in pairs if not a < b]
+            detail = (f"{len(pairs) - len(bad)}/{len(pairs)} cells below attention"
+                      + (f"; not below: {'; '.join(bad)}" if bad else ""))
+            rows.append(("gated_below_attention", model, not bad, detail))
+
+        ns = sorted({n for n, _ in g.index})
+        if len(ns) < 2:
+            rows.append(("width_grows_with_N", model, None, "needs at least two sequence lengths"))
+            continue
+        need = {}
+        for n in ns:
+            gn = g.xs(n, level="seq_len").sort_index()
+            reached = [d for d, a in gn.items() if a >= solved]
+            need[n] = min(reached) if reached else math.inf
+        seq = [need[n] for n in ns]
+        holds = all(a <= b for a, b in zip(seq, seq[1:])) and seq[-1] > seq[0]
+        widths = sorted({d for _, d in g.index})
+        detail = ", ".join(f"N={n}: {'>' + str(max(widths)) if need[n] == math.inf else int(need[n])}"
+                           for n in ns) + f" (smallest d with accuracy >= {solved})"
+        rows.append(("width_grows_with_N", model, holds, detail))
+
+    out = pd.DataFrame(rows, columns=["id", "model", "holds", "detail"])
+    out.insert(1, "claim", out["id"].map(CLAIMS))
+    return out

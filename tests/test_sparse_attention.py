@@ -1,0 +1,190 @@
+"""sparse_attention (§5 hybrids): the naive reference, the selection rules and their causal budget, the
+cost that scales with k and not N (by FLOP count), the auxiliary loss, bad arguments, hybrids that train."""
+
+import pytest
+import torch
+
+from mqar_theory.flops import count_flops
+from mqar_theory.mixers import MIXERS, SparseAttention, get_mixer
+from mqar_theory.model import LanguageModel
+from mqar_theory.train import run_mqar
+
+RULES = ["programmatic", "learned", "random"]
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def randomised(selection, d=4, N=20, k=5, **kw):
+    torch.manual_seed(0)
+    m = get_mixer("sparse_attention", d, N, selection=selection, k=k, **kw)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn_like(p))
+        if selection == "learned":
+            m.b.fill_(0.3)  # some rows above the threshold, some below
+    return m
+
+
+def token_input(B=3, n=17, c=6, d=4, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, c, (B, n), generator=g)
+    return tokens, torch.randn(c, d, generator=g)[tokens]
+
+
+def test_registered():
+    assert MIXERS["sparse_attention"] is SparseAttention
+
+
+@pytest.mark.parametrize("selection", RULES)
+@pytest.mark.parametrize("num_heads", [1, 2])
+@pytest.mark.parametrize("n", [20, 9])
+def test_matches_naive_reference(selection, num_heads, n):
+    m = randomised(selection, num_heads=num_heads)
+    tokens, u = token_input(n=n)
+    for kw in ({}, {"tokens": tokens}):
+        torch.manual_seed(7)
+        y = m(u, **kw)
+        torch.manual_seed(7)
+        ref = m.forward_reference(u, **kw)
+        assert torch.allclose(y, ref, atol=1e-10, rtol=1e-10)
+        sel = m.selected(u, **kw) if selection != "random" else None
+        if sel is not None:  # unselected rows are exactly 0; the test can fail: some rows are selected
+            assert torch.all(y[~sel] == 0) and sel.any()
+
+
+def test_programmatic_selection_hand_case():
+    x = torch.tensor([[4, 2, 4, 0, 0, 4, 2, 0, 9]])
+    u = torch.randn(1, 9, 4)
+    first = get_mixer("sparse_attention", 4, 16, selection="programmatic", k=64)
+    every = get_mixer("sparse_attention", 4, 16, selection="programmatic", k=64, repeats="all")
+    assert first.selected(u, x).long().tolist() == [[0, 0, 1, 0, 1, 0, 1, 0, 0]]  # second occurrences
+    assert every.selected(u, x).long().tolist() == [[0, 0, 1, 0, 1, 1, 1, 1, 0]]  # eq. (3)
+    budget = get_mixer("sparse_attention", 4, 16, selection="programmatic", k=2, repeats="all")
+    assert budget.selected(u, x).long().tolist() == [[0, 0, 1, 0, 1, 0, 0, 0, 0]]  # the first k candidates
+
+
+def test_random_selects_exactly_k_rows():
+    m = get_mixer("sparse_attention", 4, 32, selection="random", k=5)
+    sel = m.selected(torch.randn(6, 32, 4))
+    assert sel.sum(1).tolist() == [5] * 6
+    assert m.selected(torch.randn(2, 3, 4)).sum(1).tolist() == [3, 3]  # k' = min(k, n)
+
+
+@pytest.mark.parametrize("selection", RULES)
+@pytest.mark.parametrize("training", [True, False])
+def test_causal_including_the_learned_budget_at_evaluation(selection, training):
+    m = randomised(selection, N=24, k=6)
+    m.train(training)
+    tokens, u = token_input(n=24)
+    i = 13
+    u2, t2 = u.clone(), tokens.clone()
+    u2[:, i + 1 :] = 3 * torch.randn_like(u2[:, i + 1 :])  # the future, with large (learned) scores too
+    t2[:, i + 1 :] = (t2[:, i + 1 :] + 1) % 6
+    torch.manual_seed(5)
+    y = m(u, tokens=tokens)
+    torch.manual_seed(5)
+    y2 = m(u2, tokens=t2)
+    assert torch.allclose(y[:, : i + 1], y2[:, : i + 1], atol=1e-12)
+    assert not torch.allclose(y[:, i + 1 :], y2[:, i + 1 :])
+
+
+def test_learned_budget_is_causal_where_a_global_top_k_would_not_be():
+    """A late row with a higher score does not evict an earlier selected row (it would with a global top-k)."""
+    m = get_mixer("sparse_attention", 2, 8, selection="learned", k=2)
+    with torch.no_grad():
+        m.w.copy_(torch.tensor([[1.0], [0.0]]))
+        m.b.fill_(0.0)
+    u = torch.tensor([[[1.0, 0], [-1, 0], [2, 0], [-1, 0], [9, 0], [-1, 0]]])
+    assert m.selected(u).long().tolist() == [[1, 0, 1, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("selection", RULES)
+def test_flops_formula_matches_count(selection):
+    m = get_mixer("sparse_attention", 8, 128, selection=selection, k=16)
+    for n in (128, 50, 10):
+        u = torch.randn(1, n, 8)
+        assert count_flops(m, u) / n == pytest.approx(m.flops_per_token(n), rel=1e-9)
+
+
+def test_cost_scales_with_k_not_n():
+    """At fixed k the attention FLOPs per token (count minus the 4d² + 4d²k/n projections) are 4kd for every
+    N, while dense attention's grow as 4Nd; doubling k doubles them."""
+    d, k = 8, 8
+    per_token = {}
+    for N in (64, 128, 256):
+        m = get_mixer("sparse_attention", d, N, selection="random", k=k)
+        dense = get_mixer("attention", d, N)
+        u = torch.randn(1, N, d)
+        sparse_f, dense_f = count_flops(m, u) / N, count_flops(dense, u) / N
+        per_token[N] = sparse_f - 4 * d * d - 4 * d * d * k / N
+        assert dense_f - 8 * d * d == 4 * N * d
+    assert per_token[64] == per_token[128] == per_token[256] == 4 * k * d
+    m2 = get_mixer("sparse_attention", d, 256, selection="random", k=2 * k)
+    assert count_flops(m2, torch.randn(1, 256, d)) / 256 - 4 * d * d - 4 * d * d * 2 * k / 256 == 8 * k * d
+
+
+def test_auxiliary_loss_hand_case():
+    """f = σ(b) = 0.9 on every row, n = 10, k = 3: L_aux = max(0, 9 - 3) / 10 = 0.6 per sequence."""
+    m = get_mixer("sparse_attention", 4, 10, selection="learned", k=3)
+    with torch.no_grad():
+        m.w.zero_()
+        m.b.fill_(torch.logit(torch.tensor(0.9)).item())
+    m.train()
+    m(torch.randn(2, 10, 4))
+    assert m.auxiliary_loss().item() == pytest.approx(0.6, abs=1e-12)
+    m(torch.randn(2, 5, 4))  # n = 5: max(0, 4.5 - 3) / 5 = 0.3
+    assert m.auxiliary_loss().item() == pytest.approx(0.3, abs=1e-12)
+    with torch.no_grad():
+        m.b.fill_(torch.logit(torch.tensor(0.2)).item())
+    m(torch.randn(1, 10, 4))  # Σf = 2 <= k: 0
+    assert m.auxiliary_loss().item() == 0.0
+    m.eval()
+    m(torch.randn(1, 10, 4))
+    assert m.auxiliary_loss() is None  # kept in training mode only
+    assert get_mixer("sparse_attention", 4, 10, selection="programmatic").auxiliary_loss() is None
+
+
+def test_model_sums_auxiliary_losses_and_gradients_reach_the_score():
+    torch.manual_seed(0)
+    model = LanguageModel(16, 8, 12, n_layers=2, mixer="sparse_attention",
+                          mixer_kwargs={"selection": "learned", "k": 2})
+    x = torch.randint(0, 16, (3, 12))
+    model.train()
+    model(x)
+    aux = model.auxiliary_loss()
+    assert aux.item() == pytest.approx(sum(b.mixer.auxiliary_loss().item() for b in model.blocks)) and aux > 0
+    aux.backward()
+    assert all(b.mixer.w.grad is not None and b.mixer.w.grad.abs().sum() > 0 for b in model.blocks)
+    assert LanguageModel(16, 8, 12, mixer="baseconv").auxiliary_loss() == 0.0
+
+
+@pytest.mark.parametrize("kw", [dict(selection="topk"), dict(selection=None), dict(k=0), dict(k=-3), dict(k=2.5),
+                                dict(repeats="some"), dict(threshold=1.5), dict(num_heads=3)])
+def test_bad_arguments_rejected(kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        get_mixer("sparse_attention", 4, 16, **kw)
+
+
+@pytest.mark.parametrize("selection", RULES)
+def test_hybrids_train(selection):
+    """BaseConv backbone with sparse attention in every second layer, and with full attention."""
+    rec = run_mqar(["baseconv", "sparse_attention"], d_model=16, n_layers=2, vocab_size=16, seq_len=16,
+                   num_kv_pairs=2, num_train=64, num_test=32,
+                   mixer_kwargs=[{"kernel_size": 3}, {"selection": selection, "k": 4}], epochs=1, batch_size=16,
+                   lr=3e-3, init_std=0.1, device="cpu", progress=False)
+    assert rec["steps"] == 4 and all(torch.isfinite(torch.tensor(rec["loss_history"])))
+    assert rec["config"]["model"]["mixer_kwargs"][1]["selection"] == selection
+    assert (rec["history"][-1]["aux_loss"] > 0) == (selection == "learned")
+
+
+def test_full_attention_hybrid_trains():
+    rec = run_mqar(["baseconv", "attention"], d_model=16, n_layers=2, vocab_size=16, seq_len=16, num_kv_pairs=2,
+                   num_train=64, num_test=32, mixer_kwargs=[{"kernel_size": 3}, {}], epochs=1, batch_size=16,
+                   device="cpu", progress=False)
+    assert rec["steps"] == 4
