@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
+from _timing import best_time  # benchmarks/_timing.py (scripts run from their folder)
 
 from mqar_theory.data import MQARConfig, make_mqar, query_slot_probabilities
 
@@ -33,15 +33,6 @@ def naive_mqar(cfg: MQARConfig):
         inputs[r, 0:C:2], inputs[r, 1:C:2] = keys, values
         inputs[r, C + 2 * slots], labels[r, C + 2 * slots] = keys, values
     return inputs, labels
-
-
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None) -> int:

@@ -12,22 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import torch
+from _timing import best_time  # benchmarks/_timing.py (scripts run from their folder)
 
 from mqar_theory.flops import count_flops
 from mqar_theory.mixers import get_mixer
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main(argv=None) -> int:
@@ -52,8 +42,8 @@ def main(argv=None) -> int:
         sparse = get_mixer("sparse_attention", args.d, N, selection="random", k=args.k).eval()
         u = torch.randn(args.batch, N, args.d)
         with torch.no_grad():
-            t_dense = best_time(lambda: dense(u), args.repeats)  # noqa: B023
-            t_sparse = best_time(lambda: sparse(u), args.repeats)  # noqa: B023
+            t_dense = best_time(lambda: dense(u), args.repeats, warmup=True)  # noqa: B023
+            t_sparse = best_time(lambda: sparse(u), args.repeats, warmup=True)  # noqa: B023
         one = u[:1]
         f_dense, f_sparse = count_flops(dense, one) / N, count_flops(sparse, one) / N
         ratio = t_dense / t_sparse

@@ -51,7 +51,7 @@ from torch import nn
 
 from .data import IGNORE_INDEX
 from .mixers import MIXERS, get_mixer
-from .utils import check_cuda_args, check_to_args, is_int, is_number
+from .utils import DeviceChecked, is_int, is_number
 
 __all__ = ["LanguageModel", "LMOutput", "Block", "MLP", "BASECONV_FIG2_KWARGS"]
 
@@ -114,7 +114,7 @@ def _per_layer(value, n_layers: int, name: str, kind) -> list:
     return [items[i % len(items)] for i in range(n_layers)]
 
 
-class LanguageModel(nn.Module):
+class LanguageModel(DeviceChecked, nn.Module):
     """``LanguageModel(vocab_size, d_model, seq_len, n_layers=2, mixer="attention", ...)``; see the module
     docstring for the architecture and decisions.
 
@@ -290,16 +290,6 @@ class LanguageModel(nn.Module):
         logits = self.head(h)  # (M, c)
         targets = labels[mask].long()  # (M,)
         return LMOutput(F.cross_entropy(logits, targets), logits, targets)
-
-    def to(self, *args, **kwargs):
-        """``nn.Module.to``, with a ``ValueError`` naming the device when it is not there (no GPU for "cuda")."""
-        check_to_args(*args, **kwargs)
-        return super().to(*args, **kwargs)
-
-    def cuda(self, device=None):
-        """``nn.Module.cuda``, with a ``ValueError`` when there is no such GPU."""
-        check_cuda_args(device)
-        return super().cuda(device)
 
     def auxiliary_loss(self) -> torch.Tensor | float:
         """Sum of the mixers' ``auxiliary_loss()`` from the last forward pass (e.g. the learned

@@ -13,7 +13,8 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "check_to_args", "check_cuda_args", "seed_everything", "is_int", "is_number"]
+__all__ = ["resolve_device", "check_to_args", "check_cuda_args", "DeviceChecked", "seed_everything", "is_int",
+           "is_number"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -73,3 +74,16 @@ def is_int(x) -> bool:
 def is_number(x) -> bool:
     """A finite real number (Python or numpy), not a bool."""
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class DeviceChecked:
+    """Mixin for ``nn.Module`` subclasses: ``.to(...)`` and ``.cuda(...)`` raise a ``ValueError`` naming the
+    device when it is not there (e.g. "cuda" without a GPU) instead of torch's deep runtime error."""
+
+    def to(self, *args, **kwargs):
+        check_to_args(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def cuda(self, device=None):
+        check_cuda_args(device)
+        return super().cuda(device)

@@ -235,3 +235,24 @@ def test_another_module_can_register_a_construction_and_its_claims(monkeypatch):
         for prof in (B.CPU_GRID, B.GPU_GRID, B.SMOKE_GRID):
             prof.grids.pop(name, None)
             prof.fixed_c.pop(name, None)
+
+
+def test_verify_reports_the_circuit_claims_and_fails_on_a_broken_one(monkeypatch):
+    """Thm 4.2's rows come from measuring the compilers; a circuit claim that stops holding fails verify."""
+    from mqar_theory import bounds, circuits
+
+    _, report = bounds.verify("cpu", smoke=True, constructions=None, circuits=True, max_N=16, max_c=16)
+    rows = report[report["construction"].str.startswith("circuits/")]
+    assert {"circuits/levels", "circuits/preserving", "circuits/sequential"} <= set(rows["construction"])
+    assert rows["ok"].all() and (rows["status"] == "fails as expected").any()
+
+    real = circuits.check_claims
+
+    def broken(**kw):
+        df = real(**kw).copy()
+        df.loc[0, ["ok", "holds"]] = False  # "levels: evaluate == circuit" no longer holds
+        return df
+
+    monkeypatch.setattr(circuits, "check_claims", broken)
+    with pytest.raises(bounds.ClaimFailed, match="circuits/levels"):
+        bounds.verify("cpu", smoke=True, circuits=True, max_N=16, max_c=16)

@@ -400,3 +400,16 @@ def test_paper_spec_is_the_papers_grid():
     assert axes["d_model"] == [64, 128, 256, 512] and axes["lr"] == {"logspace": [-4, -2, 4]}
     figure2 = {"attention", "baseconv", "hyena", "h3", "rwkv", "long_conv", "based", "mamba", "sliding_window"}
     assert figure2 <= {m["mixer"] for m in raw["models"].values() if isinstance(m["mixer"], str)}
+
+
+def test_early_stopping_does_not_split_a_cell_over_lr(tmp_path):
+    """The record's metric ``epochs`` (epochs run) must not overwrite the config's ``epochs`` (the budget): a run
+    stopped early at one lr once made select_best keep one row per lr instead of the best."""
+    for lr, acc, done in ((1e-3, 0.3, 8.0), (3e-3, 0.99, 5.0)):
+        cfg = {"mixer": "attention", "seq_len": 64, "num_kv_pairs": 4, "d_model": 32, "lr": lr, "epochs": 8}
+        write_record(tmp_path, {"hash": run_hash("attention", cfg), "model": "attention", "config": cfg, "seed": 0,
+                                "status": "ok", "metrics": {"test_accuracy": acc, "epochs": done}})
+    df = load_results(tmp_path)
+    assert list(df["epochs"]) == [8, 8] and sorted(df["epochs_trained"]) == [5.0, 8.0]
+    best = select_best(df)
+    assert len(best) == 1 and best["lr"].iloc[0] == 3e-3 and best["test_accuracy"].iloc[0] == 0.99

@@ -12,6 +12,7 @@ from ..constructions import BUILDERS
 from ..utils import is_int, resolve_device
 from .bound import Bound
 from .checking import check, growth_slopes
+from .circuit_rows import circuit_rows
 from .claims import CLAIM_SPECS, CLAIMS, CONTEXT, EXPECTED_FAILURES, check_sizes
 from .grids import CPU_GRID, GPU_GRID, SMOKE_GRID, Profile, profile, user_profile
 from .measurement import measure
@@ -137,7 +138,7 @@ def _positive_int_or_none(name: str, value, least: int = 1):
 def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | None = None,
            max_N: int | None = None, max_c: int | None = None, seed: int = 0, progress: bool = False, *,
            device=None, constructions=None, vocab_sizes=None,
-           seq_lens=None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+           seq_lens=None, circuits: bool | None = None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Measure every construction over a profile's grid and run every claim of ``CLAIMS`` and
     ``EXPECTED_FAILURES``, plus the closed-form sizes (``check_sizes``) and, in float32, margin > 0.
 
@@ -148,6 +149,9 @@ def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | N
     constructions: names to run (default: every construction of the profile).
     vocab_sizes, seq_lens: a user grid instead of the profile (``grids.user_profile``: every pair,
     float64 on CPU and float32 on CUDA, 8 instances per point unless ``num_instances``); give both.
+    circuits: also report Thm 4.2's claims on the arithmetic-circuit compilers (``circuit_rows``; their own
+    grid of circuit sizes, the smoke one with ``smoke=True``). Default: only when neither ``constructions``
+    nor a user grid narrows the check.
 
     Returns ``(tables, report)``: the ``measure`` table of each construction, and a tidy report
     with one row per check (``REPORT_COLUMNS``: construction, bound, kind, const, expected, status,
@@ -198,6 +202,10 @@ def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | N
                      dtype=prof.dtype, seed=seed, progress=progress, name=name)
         tables[name] = df
         rows += _verify_construction(name, df, prof.dtype)
+    if circuits is None:
+        circuits = constructions is None and vocab_sizes is None
+    if circuits:
+        rows += circuit_rows(smoke=prof is SMOKE_GRID, seed=seed)
     report = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     failed = report[~report["ok"]]
     if len(failed):

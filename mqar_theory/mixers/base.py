@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..utils import check_cuda_args, check_to_args, is_int
+from ..utils import DeviceChecked, is_int
 
 __all__ = ["Mixer", "check_dims"]
 
@@ -59,7 +59,7 @@ def _validate_input(module: Mixer, args) -> None:
         raise ValueError(f"u: on {u.device} but the mixer's parameters are on {p.device}")
 
 
-class Mixer(nn.Module):
+class Mixer(DeviceChecked, nn.Module):
     """Base class of the registered mixers: ``Mixer(d_model, seq_len)``; subclasses define ``forward`` and
     ``forward_reference`` and override ``state_size`` / ``flops_per_token`` (see the module docstring)."""
 
@@ -70,16 +70,6 @@ class Mixer(nn.Module):
         super().__init__()
         self.d_model, self.seq_len = check_dims(d_model, seq_len)
         self.register_forward_pre_hook(_validate_input)
-
-    def to(self, *args, **kwargs):
-        """``nn.Module.to``, with a ``ValueError`` naming the device when it is not there (no GPU for "cuda")."""
-        check_to_args(*args, **kwargs)
-        return super().to(*args, **kwargs)
-
-    def cuda(self, device=None):
-        """``nn.Module.cuda``, with a ``ValueError`` when there is no such GPU."""
-        check_cuda_args(device)
-        return super().cuda(device)
 
     def num_parameters(self) -> int:
         """Trainable numbers stored in the module's parameters (counted from the tensors)."""

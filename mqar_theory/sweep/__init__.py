@@ -7,11 +7,21 @@
 Modules: ``spec`` (the YAML format and its validation, ``SpecError``), ``runs`` (expansion and hashes),
 ``execute`` (one run -> one record), ``store`` (atomic records, ``load_results``, ``table.csv``),
 ``backends`` (local processes, Ray), ``sweep`` (``run_sweep``), ``analysis`` (``select_best``,
-``figure2_claims``), ``figures`` (Figure 2 style plots), ``cli`` (``mqar-theory sweep``).
+``figure2_claims``), ``gap`` (Figure 2 bottom and Sec. 5 hybrid claims), ``figures`` (Figure 2 style plots),
+``cli`` (``mqar-theory sweep``).
 """
 
 from .analysis import CLAIMS, GATED_CONVOLUTIONS, cell_table, figure2_claims, select_best
 from .execute import execute_run, model_sizes, provenance
+from .gap import (
+    HYBRID_CLAIMS,
+    ZOOLOGY_TABLE2,
+    hybrid_claims,
+    hybrid_summary,
+    input_dependence_claims,
+    selection_rule,
+    zoology_table2,
+)
 from .runs import Run, canonical, expand, run_hash
 from .spec import Spec, SpecError, load_spec, parse_spec, resolve_spec_path
 from .store import load_records, load_results, read_record, write_record, write_table
@@ -24,4 +34,6 @@ __all__ = [
     "execute_run", "model_sizes", "provenance",
     "load_results", "load_records", "read_record", "write_record", "write_table",
     "select_best", "figure2_claims", "cell_table", "CLAIMS", "GATED_CONVOLUTIONS",
+    "input_dependence_claims", "hybrid_summary", "hybrid_claims", "selection_rule", "zoology_table2",
+    "ZOOLOGY_TABLE2", "HYBRID_CLAIMS",
 ]  # fmt: skip

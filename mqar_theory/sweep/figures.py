@@ -4,7 +4,7 @@ same accuracy against the recurrent state size."""
 
 from __future__ import annotations
 
-__all__ = ["plot_accuracy_vs_width", "plot_accuracy_vs_state", "model_palette"]
+__all__ = ["plot_accuracy_vs_width", "plot_accuracy_vs_state", "plot_hybrids", "model_palette"]
 
 
 def model_palette(models, mixers: dict | None = None) -> dict:
@@ -71,4 +71,33 @@ def plot_accuracy_vs_state(best, metric: str = "test_accuracy", title: str = "",
     fig = _facets(sub, "state_size", metric, title, logx=True)
     for ax in fig.axes:
         ax.set_xlabel("State size (numbers)")
+    return fig
+
+
+def plot_hybrids(summary, models=None, title: str = ""):
+    """The Sec. 5 hybrids (Zoology, arXiv 2312.04927) from a ``hybrid_summary`` table: accuracy against the
+    sequence length (left) and against the mixers' FLOPs per token (right, log x), one colour per model
+    (``models`` gives the order; default: the table's)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    _need = [c for c in ("seq_len", "model", "accuracy", "mixer_flops_per_token") if c not in summary.columns]
+    if _need:
+        raise ValueError(f"summary: missing column(s) {_need}")
+    models = list(dict.fromkeys(summary["model"])) if models is None else list(models)
+    palette = model_palette(models)  # colours by model name (plotting.MIXER_COLORS)
+    ns = sorted(summary["seq_len"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for m in models:
+        r = summary[summary["model"] == m].sort_values("seq_len")
+        axes[0].plot(r["seq_len"], r["accuracy"], "o-", color=palette[m], label=m)
+        axes[1].scatter(r["mixer_flops_per_token"], r["accuracy"], color=palette[m], label=m)
+    axes[0].set(xlabel="sequence length N", ylabel="MQAR accuracy", ylim=(-0.03, 1.03), xscale="log",
+                xticks=ns, xticklabels=ns)
+    axes[1].set(xlabel="mixer FLOPs per token (both layers)", ylabel="MQAR accuracy", ylim=(-0.03, 1.03),
+                xscale="log")
+    axes[0].xaxis.set_minor_formatter(NullFormatter())  # only the N of the grid are labelled
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title, fontsize=9)
+    plt.close(fig)
     return fig

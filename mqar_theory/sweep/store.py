@@ -129,6 +129,9 @@ def _flat(v):
 #: metric fields copied into the table, in order
 METRICS = ("test_accuracy", "best_test_accuracy", "train_accuracy", "test_loss", "train_loss", "steps",
            "epochs", "stopped_early")
+#: table names of metrics whose record name is also a config key (``epochs`` done vs the ``epochs`` budget):
+#: a metric must never overwrite the config column that ``select_best`` groups by
+METRIC_COLUMNS = {"epochs": "epochs_trained"}
 #: record fields copied into the table after the metrics
 INFO = ("num_parameters", "num_parameters_non_embedding", "state_size", "flops_per_token", "status", "error",
         "device", "threads", "wall_seconds", "library_version", "git_revision", "spec", "created")
@@ -145,7 +148,10 @@ def record_row(rec: dict) -> dict:
             row[k] = _flat(cfg[k])
     row["seed"] = rec.get("seed", cfg.get("seed"))
     for k in METRICS:
-        row[k] = rec.get("metrics", {}).get(k)
+        col = METRIC_COLUMNS.get(k, k)
+        if col in row:
+            raise ValueError(f"record {rec['hash']}: metric {k!r} would overwrite the config column {col!r}")
+        row[col] = rec.get("metrics", {}).get(k)
     for k in INFO:
         row[k] = rec.get(k)
     return row
@@ -154,7 +160,8 @@ def record_row(rec: dict) -> dict:
 def load_results(results_dir):
     """A ``pandas.DataFrame`` with one row per record under ``results_dir`` (see ``record_row``), sorted by
     model, seq_len, d_model, lr, seed. Columns: ``hash, model, mixer``, every config key, the metrics
-    (``test_accuracy`` = the last evaluation's, ``best_test_accuracy``, train accuracy and losses, steps),
+    (``test_accuracy`` = the last evaluation's, ``best_test_accuracy``, train accuracy and losses, steps,
+    ``epochs_trained`` = the epochs actually run, which early stopping makes fewer than the ``epochs`` budget),
     sizes (``num_parameters``, ``num_parameters_non_embedding``, ``state_size``, ``flops_per_token``) and
     provenance (``status, error, device, wall_seconds, library_version, git_revision, spec, created``)."""
     import pandas as pd
@@ -162,7 +169,7 @@ def load_results(results_dir):
     rows = [record_row(r) for r in load_records(results_dir)]
     df = pd.DataFrame(rows)
     if df.empty:
-        return pd.DataFrame(columns=["hash", "model", "mixer", *METRICS, *INFO])
+        return pd.DataFrame(columns=["hash", "model", "mixer", *(METRIC_COLUMNS.get(k, k) for k in METRICS), *INFO])
     keys = [k for k in ("model", "seq_len", "num_kv_pairs", "d_model", "lr", "seed", "hash") if k in df]
     return df.sort_values(keys, kind="stable").reset_index(drop=True)
 

@@ -1,0 +1,186 @@
+"""mqar_theory.sweep.gap: the Figure 2 (bottom row) and Sec. 5 hybrid claims on synthetic ``select_best``
+tables where each claim holds, fails, and cannot be evaluated; the selection rule read from mixer_kwargs;
+the quoted Table 2; the hybrids figure."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from mqar_theory.sweep import (
+    ZOOLOGY_TABLE2,
+    hybrid_claims,
+    hybrid_summary,
+    input_dependence_claims,
+    selection_rule,
+    zoology_table2,
+)
+
+
+def table(acc: dict, **cols) -> pd.DataFrame:
+    """A select_best-like table from {(model, seq_len, d_model): accuracy} (one seed)."""
+    rows = [dict(model=m, seq_len=n, d_model=d, seed=0, test_accuracy=a, **{k: v.get(m) for k, v in cols.items()})
+            for (m, n, d), a in acc.items()]
+    return pd.DataFrame(rows)
+
+
+# --- Figure 2, bottom row ------------------------------------------------------------------------------------
+def input_dependent(prog_at_64: float) -> pd.DataFrame:
+    acc = {}
+    for n in (64, 128):
+        for d in (16, 32, 64):
+            acc[("baseconv", n, d)] = 0.95 if d >= n else 0.3
+            acc[("baseconv_programmatic", n, d)] = 0.99
+            acc[("baseconv_autocorrelation", n, d)] = 0.5 if d == 32 else 0.2
+            acc[("attention", n, d)] = 1.0
+    for d in (16, 32, 64):
+        acc[("baseconv_programmatic", 64, d)] = prog_at_64
+    return table(acc)
+
+
+def test_input_dependence_claim_holds():
+    c = input_dependence_claims(input_dependent(0.99)).set_index("seq_len")
+    assert list(c.index) == [64, 128]
+    assert c.loc[64, "widths_programmatic_solves_baseconv_fails"] == [16, 32]
+    assert c.loc[128, "widths_programmatic_solves_baseconv_fails"] == [16, 32, 64]
+    assert c.loc[64, "programmatic_min_width"] == 16 and c.loc[64, "baseconv_min_width"] == 64
+    assert c.loc[128, "baseconv_min_width"] is None
+    assert c.loc[64, "widths_autocorrelation_above_baseconv"] == [32]
+    assert all(h is True for h in c["holds"])
+
+
+def test_input_dependence_claim_fails_where_programmatic_does_not_solve():
+    c = input_dependence_claims(input_dependent(0.85)).set_index("seq_len")
+    assert c.loc[64, "holds"] is False and c.loc[128, "holds"] is True
+    assert c.loc[64, "widths_programmatic_solves_baseconv_fails"] == []
+    assert c.loc[64, "programmatic_min_width"] is None
+    assert "no width" in c.loc[64, "detail"]
+    # solved is the threshold: at 0.8 the same table holds everywhere
+    assert all(h is True for h in input_dependence_claims(input_dependent(0.85), solved=0.8)["holds"])
+
+
+def test_input_dependence_claim_not_evaluable():
+    best = input_dependent(0.99)
+    best = best[~((best["model"] == "baseconv_programmatic") & (best["seq_len"] == 128))]
+    c = input_dependence_claims(best).set_index("seq_len")
+    assert c.loc[128, "holds"] is None and c.loc[64, "holds"] is True
+    # disjoint widths: nothing to compare, not True
+    disjoint = table({("baseconv", 64, 16): 0.1, ("baseconv_programmatic", 64, 32): 1.0})
+    assert input_dependence_claims(disjoint)["holds"].tolist() == [None]
+
+
+def test_input_dependence_bad_input():
+    with pytest.raises(ValueError, match=r"solved=1\.5"):
+        input_dependence_claims(input_dependent(0.99), solved=1.5)
+    with pytest.raises(ValueError, match="best: missing column"):
+        input_dependence_claims(pd.DataFrame({"model": ["a"]}))
+
+
+# --- Sec. 5 hybrids ------------------------------------------------------------------------------------------
+KW = {"attention": None, "baseconv": [{"kernel_size": 3}, {"kernel_size": -1}],
+      "hybrid_attention": [{"kernel_size": 3}, {}],
+      **{f"sparse_{r}": [{"kernel_size": 3}, {"selection": r, "k": 16}] for r in ("programmatic", "learned", "random")}}
+FLOPS = {"attention": 6000.0, "baseconv": 2000.0, "hybrid_attention": 3500.0, "sparse_programmatic": 2100.0,
+         "sparse_learned": 2150.0, "sparse_random": 2100.0}
+
+
+def hybrids(acc_at: dict) -> pd.DataFrame:
+    """acc_at: {seq_len: {model: accuracy}}; mixer_kwargs stored as load_results does (JSON, NaN for none)."""
+    acc = {(m, n, 32): a for n, by in acc_at.items() for m, a in by.items()}
+    kw = {m: (json.dumps(v, sort_keys=True) if v is not None else math.nan) for m, v in KW.items()}
+    return table(acc, mixer_kwargs=kw, flops_per_token=FLOPS)
+
+
+GOOD = {"attention": 1.0, "baseconv": 0.2, "hybrid_attention": 1.0, "sparse_programmatic": 0.96,
+        "sparse_learned": 0.9, "sparse_random": 0.3}
+
+
+def test_selection_rule():
+    assert selection_rule(json.dumps([{"kernel_size": 3}, {"k": 4, "selection": "learned"}])) == "learned"
+    assert selection_rule({"selection": "random"}) == "random"
+    assert selection_rule(math.nan) == "-" and selection_rule(None) == "-"
+    assert selection_rule([{"kernel_size": 3}, {}]) == "-"
+    assert selection_rule([{"selection": "programmatic"}, {"selection": "learned"}]) == "programmatic+learned"
+    with pytest.raises(ValueError, match="mixer_kwargs="):
+        selection_rule("{not json")
+    with pytest.raises(ValueError, match="mixer_kwargs="):
+        selection_rule([1, 2])
+
+
+def test_hybrid_summary_values():
+    s = hybrid_summary(hybrids({64: GOOD, 128: dict(GOOD, attention=0.3)})).set_index(["seq_len", "model"])
+    assert s.loc[(64, "sparse_learned"), "selection"] == "learned"
+    assert s.loc[(64, "attention"), "selection"] == "-" and s.loc[(64, "hybrid_attention"), "selection"] == "-"
+    assert s.loc[(64, "sparse_random"), "mixer_flops_per_token"] == 2100.0
+    assert s.loc[(64, "sparse_programmatic"), "gap"] == pytest.approx(0.8)
+    assert s.loc[(64, "sparse_programmatic"), "gap_closed"] == pytest.approx(0.76 / 0.8)
+    assert s.loc[(64, "attention"), "gap_closed"] == pytest.approx(1.0)
+    assert s.loc[(64, "baseconv"), "gap_closed"] == pytest.approx(0.0)
+    assert s.loc[(128, "sparse_programmatic"), "gap"] == pytest.approx(0.1)
+    assert s["gap_closed"].xs(128, level="seq_len").isna().all()  # gap 0.1 < min_gap: not measured
+    assert not hybrid_summary(hybrids({128: dict(GOOD, attention=0.3)}), min_gap=0.05)["gap_closed"].isna().any()
+    with pytest.raises(ValueError, match=r"min_gap=0"):
+        hybrid_summary(hybrids({64: GOOD}), min_gap=0)
+
+
+def claims_of(acc_at, **kw):
+    return hybrid_claims(hybrid_summary(hybrids(acc_at)), **kw).set_index(["id", "seq_len"])
+
+
+def test_hybrid_claims_hold():
+    c = claims_of({64: GOOD})
+    assert len(c) == 3 and all(h is True for h in c["holds"])
+    assert c.loc[("learned_closes_gap", 64), "models"] == ["sparse_learned"]
+    assert "sparse_learned 0.875" in c.loc[("learned_closes_gap", 64), "detail"]
+
+
+def test_hybrid_claims_fail():
+    c = claims_of({64: dict(GOOD, sparse_learned=0.5, sparse_random=0.9)})
+    assert c.loc[("programmatic_closes_gap", 64), "holds"] is True
+    assert c.loc[("learned_closes_gap", 64), "holds"] is False
+    assert c.loc[("random_does_not_close_gap", 64), "holds"] is False
+    # "most" is the threshold: 0.875 of the gap is not >= 0.9
+    assert claims_of({64: GOOD}, most=0.9).loc[("learned_closes_gap", 64), "holds"] is False
+    with pytest.raises(ValueError, match=r"most=2"):
+        claims_of({64: GOOD}, most=2)
+
+
+def test_hybrid_claims_not_evaluable():
+    c = claims_of({64: GOOD, 128: dict(GOOD, attention=0.3)})
+    assert all(h is None for h in c.xs(128, level="seq_len")["holds"])
+    assert "below min_gap" in c.loc[("learned_closes_gap", 128), "detail"]
+    assert all(h is True for h in c.xs(64, level="seq_len")["holds"])
+    no_base = claims_of({64: {m: a for m, a in GOOD.items() if m != "baseconv"}})
+    assert all(h is None for h in no_base["holds"])
+    no_random = claims_of({64: {m: a for m, a in GOOD.items() if m != "sparse_random"}})
+    assert no_random.loc[("random_does_not_close_gap", 64), "holds"] is None
+    assert no_random.loc[("programmatic_closes_gap", 64), "holds"] is True
+
+
+def test_hybrid_claims_need_every_model_of_a_rule():
+    best = hybrids({64: GOOD})
+    extra = best[best["model"] == "sparse_learned"].assign(model="sparse_learned_k4", test_accuracy=0.4)
+    s = hybrid_summary(pd.concat([best, extra], ignore_index=True))
+    c = hybrid_claims(s).set_index(["id", "seq_len"])
+    assert c.loc[("learned_closes_gap", 64), "models"] == ["sparse_learned", "sparse_learned_k4"]
+    assert c.loc[("learned_closes_gap", 64), "holds"] is False
+
+
+def test_zoology_table2_is_quoted_verbatim():
+    t = zoology_table2()
+    assert t.loc["Attention", "ppl overall"] == 9.44 and t.loc["Attention", "FLOPs / note"] == "6.23 TFLOPs"
+    assert t.loc["BaseConv + 3 programmatic-selection layers", "ppl AR hits"] == 2.35
+    assert len(t) == len(ZOOLOGY_TABLE2) == 4
+
+
+def test_plot_hybrids():
+    from mqar_theory.sweep.figures import plot_hybrids
+
+    s = hybrid_summary(hybrids({64: GOOD, 128: GOOD}))
+    fig = plot_hybrids(s, models=list(GOOD), title="t")
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == len(GOOD)
+    with pytest.raises(ValueError, match="summary: missing column"):
+        plot_hybrids(s.drop(columns="accuracy"))
