@@ -637,9 +637,11 @@ def test_check_bounds_command_prints_the_report(capsys):
     assert main(["check-bounds", "--smoke", "--device", "cpu", "--max-n", "32", "--instances", "2"]) == 0
     out = capsys.readouterr().out
     assert "5 constructions" in out and "fails as expected (grows)" in out
+    from mqar_theory.circuits import check_claims
+
     n_checks = sum(len(B.CLAIMS[n]) + len(B.EXPECTED_FAILURES.get(n, [])) + len(B.CONTEXT.get(n, [])) + 1
-                   for n in NAMES)
-    assert f"all {n_checks} checks ok" in out
+                   for n in NAMES) + len(check_claims(smoke=True))  # Thm 4.2's rows (circuits/*)
+    assert f"all {n_checks} checks ok" in out and "circuits/levels" in out
     assert main(["check-bounds", "--smoke", "--device", "cpu", "--max-n", "2"]) == 2
     assert "max_N=2" in capsys.readouterr().err
 
