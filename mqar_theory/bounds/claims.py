@@ -151,10 +151,7 @@ def claim_spec(name: str, bound_id: str) -> Claim:
 
 def claim_const(name: str, bound_id: str) -> float:
     """The constant ``CLAIMS`` checks ``bound_id`` with on the construction ``name``."""
-    for bid, const in CLAIMS.get(name, []):
-        if bid == bound_id:
-            return const
-    raise ValueError(f"bound_id={bound_id!r}: not a claim of {name!r} in CLAIMS")
+    return claim_spec(name, bound_id).const
 
 
 def closed_form_sizes(name: str, row: Mapping) -> dict[str, int]:

@@ -99,17 +99,21 @@ def user_profile(vocab_sizes, seq_lens, dtype: torch.dtype = torch.float64, num_
     naming the argument unless each is a non-empty list of integers >= 4 (vocab sizes even)."""
     from ..utils import is_int
 
-    for arg, vals in (("vocab_sizes", vocab_sizes), ("seq_lens", seq_lens)):
-        vals = list(vals) if vals is not None and not isinstance(vals, (str, int)) else None
+    lists = {}
+    for arg, given in (("vocab_sizes", vocab_sizes), ("seq_lens", seq_lens)):
+        try:  # materialised once, so a generator is read once and a scalar is refused
+            vals = None if given is None or isinstance(given, str) else list(given)
+        except TypeError:
+            vals = None
         if not vals:
-            raise ValueError(f"{arg}={vocab_sizes if arg == 'vocab_sizes' else seq_lens!r}: must be a "
-                             "non-empty list of integers >= 4")
+            raise ValueError(f"{arg}={given!r}: must be a non-empty list of integers >= 4")
         for v in vals:
             if not (is_int(v) and v >= 4):
                 raise ValueError(f"{arg}: {v!r} must be an integer >= 4")
             if arg == "vocab_sizes" and v % 2:
                 raise ValueError(f"vocab_sizes: {v} must be even (keys [1, c/2), values [c/2, c))")
-    cs, Ns = sorted(set(vocab_sizes)), sorted(set(seq_lens))
+        lists[arg] = vals
+    cs, Ns = sorted(set(lists["vocab_sizes"])), sorted(set(lists["seq_lens"]))
     names = list(CPU_GRID.grids)
     grids = {n: grid_points(Ns, cs) for n in names}
     grids["baseconv_input_dependent"] = _with_slots(grids["baseconv_input_dependent"])

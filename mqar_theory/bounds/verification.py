@@ -13,7 +13,7 @@ from ..utils import is_int, resolve_device
 from .bound import Bound
 from .checking import check, growth_slopes
 from .circuit_rows import circuit_rows
-from .claims import CLAIM_SPECS, CLAIMS, CONTEXT, EXPECTED_FAILURES, check_sizes
+from .claims import CLAIMS, CONTEXT, EXPECTED_FAILURES, check_sizes, claim_spec
 from .grids import CPU_GRID, GPU_GRID, SMOKE_GRID, Profile, profile, user_profile
 from .measurement import measure
 from .registry import get_bound
@@ -44,13 +44,6 @@ def _ratio_stats(df: pd.DataFrame, b: Bound) -> dict:
             "slope_N": slopes["N"], "slope_c": slopes["c"]}
 
 
-def _basis(name: str, bid: str) -> str:
-    for spec in CLAIM_SPECS:
-        if (spec.construction, spec.bound) == (name, bid):
-            return spec.basis
-    return ""
-
-
 def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> list[dict]:
     """Report rows of one construction: measured sizes against the closed forms, float32 margins,
     CLAIMS, EXPECTED_FAILURES, and the CONTEXT lower bounds (tabulated, not tested)."""
@@ -79,7 +72,7 @@ def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> lis
         b = get_bound(bid)
         row = {**base, "bound": bid, "kind": b.kind, "const": float(const), **_ratio_stats(df, b),
                "expected": "holds" if phrase is None else f"fails: {phrase}",
-               "basis": _basis(name, bid) if phrase is None else "expected failure"}
+               "basis": claim_spec(name, bid).basis if phrase is None else "expected failure"}
         try:
             check(df, b, const)
             passed, msg = True, ""

@@ -32,7 +32,7 @@ import torch
 
 from ..mixers.baseconv import BaseConv
 from .circuit import ArithmeticCircuit
-from .stack import BaseConvStack
+from .stack import BaseConvStack, check_layers
 
 __all__ = ["circuit_of", "converse_sizes"]
 
@@ -69,15 +69,7 @@ class _Builder:
 
 
 def _layers_of(stack) -> list[BaseConv]:
-    layers = list(stack.layers) if isinstance(stack, BaseConvStack) else list(stack)
-    if not layers:
-        raise ValueError("stack: has no layers")
-    for k, layer in enumerate(layers):
-        if not isinstance(layer, BaseConv):
-            raise ValueError(f"stack[{k}]: must be a mixers.BaseConv, got {type(layer).__name__}")
-        if (layer.seq_len, layer.d_model) != (layers[0].seq_len, layers[0].d_model):
-            raise ValueError(f"stack[{k}]: inner shape differs from layer 0's")
-    return layers
+    return check_layers(stack.layers if isinstance(stack, BaseConvStack) else stack, "stack")
 
 
 def circuit_of(stack: BaseConvStack | Sequence[BaseConv]) -> ArithmeticCircuit:

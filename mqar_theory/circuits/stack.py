@@ -21,7 +21,7 @@ from torch import nn
 
 from ..mixers.baseconv import BaseConv
 
-__all__ = ["BaseConvStack", "make_layer", "READ_INS"]
+__all__ = ["BaseConvStack", "make_layer", "check_layers", "READ_INS"]
 
 READ_INS = ("pad", "flatten")
 
@@ -42,6 +42,21 @@ def make_layer(W: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor, h: torch.Ten
     return layer
 
 
+def check_layers(layers: Sequence[BaseConv], arg: str = "layers") -> list[BaseConv]:
+    """``layers`` as a list after checking that it is non-empty and holds ``BaseConv`` modules of one
+    inner shape (N', D); ``ValueError`` naming ``arg`` otherwise."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError(f"{arg}: must hold at least one BaseConv")
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, BaseConv):
+            raise ValueError(f"{arg}[{k}]: must be a mixers.BaseConv, got {type(layer).__name__}")
+        if (layer.seq_len, layer.d_model) != (layers[0].seq_len, layers[0].d_model):
+            raise ValueError(f"{arg}[{k}]: inner shape {(layer.seq_len, layer.d_model)} differs from "
+                             f"{arg}[0]'s {(layers[0].seq_len, layers[0].d_model)}")
+    return layers
+
+
 class BaseConvStack(nn.Module):
     """``BaseConvStack(layers, num_rows, num_cols, read_in="pad", out_index=None, note="")``.
 
@@ -54,15 +69,7 @@ class BaseConvStack(nn.Module):
     def __init__(self, layers: Sequence[BaseConv], num_rows: int, num_cols: int, read_in: str = "pad",
                  out_index: Sequence[int] | None = None, note: str = ""):
         super().__init__()
-        layers = list(layers)
-        if not layers:
-            raise ValueError("layers: must hold at least one BaseConv")
-        for k, layer in enumerate(layers):
-            if not isinstance(layer, BaseConv):
-                raise ValueError(f"layers[{k}]: must be a mixers.BaseConv, got {type(layer).__name__}")
-            if (layer.seq_len, layer.d_model) != (layers[0].seq_len, layers[0].d_model):
-                raise ValueError(f"layers[{k}]: inner shape {(layer.seq_len, layer.d_model)} differs from "
-                                 f"layers[0]'s {(layers[0].seq_len, layers[0].d_model)}")
+        layers = check_layers(layers)
         if read_in not in READ_INS:
             raise ValueError(f"read_in={read_in!r}: must be one of {READ_INS}")
         self.layers = nn.ModuleList(layers)

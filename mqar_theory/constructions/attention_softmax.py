@@ -196,17 +196,18 @@ class AttentionSoftmax(Construction):
         return torch.cat([u3[..., 3 * b : 4 * b], u3[..., 4 * b : 4 * b + 1]], dim=-1)
 
     def _decode(self, tokens):
+        """(conf, ids, is_key), each (B, N): the weakest bit, the sign-decoded token, the iskey gate."""
         s = self(tokens)  # (B, N, b + 1)
         o, is_key = s[..., : self.bits], s[..., self.bits] > 0.5  # (B, N, b), (B, N)
         conf = o.abs().min(dim=-1).values  # (B, N) weakest bit
         weights = 2 ** torch.arange(self.bits, device=o.device)
         ids = ((o > 0).long() * weights).sum(-1)  # (B, N) sign decoding = nearest code
-        return None, conf, ids, is_key
+        return conf, ids, is_key
 
     def predict(self, tokens) -> torch.Tensor:
         """(B, N) LongTensor: the decoded value token at key positions whose weakest bit is >= threshold,
         else -1."""
-        _, conf, ids, is_key = self._decode(tokens)
+        conf, ids, is_key = self._decode(tokens)
         c = self.vocab_size
         ok = is_key & (conf >= self.threshold) & (ids >= c // 2) & (ids < c)
         return torch.where(ok, ids, torch.full_like(ids, -1))
@@ -215,7 +216,7 @@ class AttentionSoftmax(Construction):
         """(B, N) |min_k |out_k| - threshold| at key positions, in code units (each coordinate of out
         lies in [-1, 1]; ideal value 1/2); +inf at other positions, whose answer (-1) is fixed by the
         token's role."""
-        _, conf, _, is_key = self._decode(tokens)
+        conf, _, is_key = self._decode(tokens)
         return torch.where(is_key, (conf - self.threshold).abs(), torch.full_like(conf, math.inf))
 
 

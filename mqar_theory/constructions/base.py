@@ -101,10 +101,11 @@ class Construction(nn.Module):
     ``forward(tokens) -> scores`` and ``predict(tokens) -> LongTensor (B, N)``; they may override
     ``margin``.
 
-    Reported sizes (what the paper's bounds count):
+    Declared sizes (``summary``; the bounds do not read them: ``bounds.sizes`` counts the tensors and
+    traces the layers, and ``bounds.check_sizes`` holds those to the closed forms):
       * ``num_parameters``: the stored hand-set weights (every ``nn.Parameter``); each subclass's
         docstring says which tensors these are;
-      * ``num_fixed``: fixed tables (token codes, positional biases/masks), stored as buffers and
+      * ``num_fixed``: fixed tables (token codes, positional masks), stored as buffers and
         reported separately;
       * ``num_layers``: mixer layers; ``width``: the model dimension d of the stream.
     """

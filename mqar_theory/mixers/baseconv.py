@@ -20,7 +20,7 @@ from torch import nn
 from ..flops import fft_flops
 from ..utils import is_int
 from .base import Mixer
-from .conv import _next_pow2, causal_conv, causal_conv_direct, cyclic_conv, cyclic_conv_direct
+from .conv import causal_conv, causal_conv_direct, causal_conv_flops, cyclic_conv, cyclic_conv_direct
 
 __all__ = ["BaseConv", "baseconv", "baseconv_direct"]
 
@@ -90,14 +90,8 @@ class BaseConv(Mixer):
         m = n for a cyclic filter), per sequence, divided by n. Short filters (<= 8 taps) are shifted adds,
         elementwise and not counted (``mqar_theory.flops`` convention)."""
         n, d = self._n(seq_len), self.d_model
-        taps = min(self.h.shape[0], n)
-        if self.cyclic:
-            m = n
-        elif taps <= 8:
-            return 2.0 * d * d
-        else:
-            m = _next_pow2(n + taps - 1)
-        return 2.0 * d * d + 3 * d * fft_flops(m) / n
+        conv = 3 * d * fft_flops(n) if self.cyclic else causal_conv_flops(n, self.h.shape[0], d)
+        return 2.0 * d * d + conv / n
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}, kernel_size={self.kernel_size}"

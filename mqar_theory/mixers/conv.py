@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["causal_conv", "causal_conv_direct", "cyclic_conv", "cyclic_conv_direct"]
+from ..flops import fft_flops
+
+__all__ = ["causal_conv", "causal_conv_direct", "cyclic_conv", "cyclic_conv_direct", "causal_conv_flops"]
+
+#: filters of at most this many taps (after cropping to the input) are shifted adds in ``causal_conv``, not FFTs
+SHORT_FILTER_TAPS = 8
 
 
 def _next_pow2(n: int) -> int:
@@ -26,12 +31,20 @@ def causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """FFT causal convolution. u: (B, N, d), h: (L, d) -> (B, N, d)."""
     N = u.shape[1]
     h = h[:N]  # (L', d) taps that can reach the sequence
-    if h.shape[0] <= 8:  # short filters: a few shifted adds beat an FFT
+    if h.shape[0] <= SHORT_FILTER_TAPS:  # short filters: a few shifted adds beat an FFT
         return causal_conv_direct(u, h)
     n = _next_pow2(N + h.shape[0] - 1)  # linear (not circular) convolution: no wrap-around
     uf = torch.fft.rfft(u, n=n, dim=1)  # (B, n/2+1, d)
     hf = torch.fft.rfft(h, n=n, dim=0)  # (n/2+1, d)
     return torch.fft.irfft(uf * hf, n=n, dim=1)[:, :N]
+
+
+def causal_conv_flops(n: int, taps: int, d: int) -> float:
+    """FLOPs of ``causal_conv`` of d channels of length n with a ``taps``-tap filter (``mqar_theory.flops``
+    convention), per sequence: 0 when min(taps, n) <= ``SHORT_FILTER_TAPS`` (shifted adds, elementwise), else
+    rfft of the input and of the filter and one irfft, d vectors each of length the power of two >= n + L' - 1."""
+    taps = min(taps, n)
+    return 0.0 if taps <= SHORT_FILTER_TAPS else 3 * d * fft_flops(_next_pow2(n + taps - 1))
 
 
 def causal_conv_direct(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -30,19 +30,11 @@ import math
 import torch
 from torch import nn
 
-from ..flops import fft_flops
 from ..utils import is_int
 from .base import Mixer
-from .conv import _next_pow2, causal_conv
+from .conv import causal_conv, causal_conv_flops
 
 __all__ = ["H3"]
-
-
-def _conv_flops(n: int, taps: int, d: int) -> float:
-    """FLOPs of ``conv.causal_conv`` of d channels with a ``taps``-tap filter on length n: 0 for <= 8 taps
-    (shifted adds), else rfft of input and filter and one irfft of length the power of two >= n+taps-1."""
-    taps = min(taps, n)
-    return 0.0 if taps <= 8 else 3 * d * fft_flops(_next_pow2(n + taps - 1))
 
 
 class H3(Mixer):
@@ -118,7 +110,7 @@ class H3(Mixer):
         """8d² (four projections) + 2dm (the diagonal kernel: one (1×m)·(m×n) product per channel, per
         sequence, over n) + the two FFT convolutions (the shift kernel only when min(m, n) > 8 taps)."""
         n, d, m = self._n(seq_len), self.d_model, self.d_state
-        return 8.0 * d * d + 2.0 * d * m + (_conv_flops(n, m, d) + _conv_flops(n, n, d)) / n
+        return 8.0 * d * d + 2.0 * d * m + (causal_conv_flops(n, m, d) + causal_conv_flops(n, n, d)) / n
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}, d_state={self.d_state}"

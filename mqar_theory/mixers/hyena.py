@@ -29,10 +29,9 @@ import math
 import torch
 from torch import nn
 
-from ..flops import fft_flops
 from ..utils import is_int
 from .base import Mixer
-from .conv import _next_pow2, causal_conv, causal_conv_direct
+from .conv import causal_conv, causal_conv_direct, causal_conv_flops
 
 __all__ = ["Hyena"]
 
@@ -113,10 +112,7 @@ class Hyena(Mixer):
         long convolution when n > 8 (rfft of x1⊙v and of h, one irfft, d vectors of length m = the power of
         two >= 2n-1 each, per sequence, over n); the 3-tap short conv is shifted adds (not counted)."""
         n, d, o, e = self._n(seq_len), self.d_model, self.filter_order, self.emb_dim
-        total = 8.0 * d * d + 2.0 * (e * o + 2 * o * o + o * d)
-        if n > 8:
-            total += 3 * d * fft_flops(_next_pow2(2 * n - 1)) / n
-        return total
+        return 8.0 * d * d + 2.0 * (e * o + 2 * o * o + o * d) + causal_conv_flops(n, self.seq_len, d) / n
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, seq_len={self.seq_len}, filter_order={self.filter_order}, "

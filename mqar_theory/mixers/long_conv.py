@@ -16,9 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..flops import fft_flops
 from .base import Mixer
-from .conv import _next_pow2, causal_conv, causal_conv_direct
+from .conv import causal_conv, causal_conv_direct, causal_conv_flops
 
 __all__ = ["LongConv"]
 
@@ -50,8 +49,7 @@ class LongConv(Mixer):
         """4d² (two projections) + the FFT convolution when n > 8 (rfft of the input and of h, one irfft,
         d vectors of length m = the power of two >= 2n-1, per sequence, over n)."""
         n, d = self._n(seq_len), self.d_model
-        conv = 3 * d * fft_flops(_next_pow2(2 * n - 1)) / n if n > 8 else 0.0
-        return 4.0 * d * d + conv
+        return 4.0 * d * d + causal_conv_flops(n, self.seq_len, d) / n
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}"

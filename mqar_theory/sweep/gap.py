@@ -67,7 +67,7 @@ def _check_columns(df, cols, name: str) -> None:
 
 
 def _acc(best, metric: str):
-    """Mean over seeds of ``metric`` per (seq_len, model): a Series indexed by (seq_len, model, d_model)."""
+    """Mean over seeds of ``metric``: a Series indexed by (seq_len, model, d_model)."""
     return best.groupby(["seq_len", "model", "d_model"])[metric].mean()
 
 
@@ -142,8 +142,7 @@ def hybrid_summary(best, min_gap: float = 0.2, metric: str = "test_accuracy", at
     ``mixer_flops_per_token`` (the record's, both layers), ``gap`` (acc_attention - acc_BaseConv at that N;
     NaN if either is missing) and ``gap_closed`` ((acc - acc_BaseConv) / gap where gap >= ``min_gap``, else
     NaN: the fraction is not measured where there is no gap to close)."""
-    if isinstance(min_gap, bool) or not (isinstance(min_gap, (int, float)) and 0 < min_gap <= 1):
-        raise ValueError(f"min_gap={min_gap!r}: must be a number in (0, 1]")
+    _check_fraction("min_gap", min_gap)
     _check_columns(best, ["model", "seq_len", metric, "flops_per_token"], "best")
     b = best.assign(selection=best["mixer_kwargs"].map(selection_rule) if "mixer_kwargs" in best else "-")
     s = b.groupby(["seq_len", "model"], as_index=False, sort=True).agg(

@@ -118,8 +118,8 @@ def run_sweep(spec, results_dir, workers: int = 1, device="auto", backend: str =
                 run_ray(todo, out, gpus_per_run=gpus_per_run, **kw)
     finally:
         bar.close()
-        write_table(out)
-    df = load_results(out)
+        df = load_results(out)  # read the records once: the table file and the returned rows
+        write_table(out, df)
     order = {r.hash: i for i, r in enumerate(runs)}
     df = df[df["hash"].isin(order)].copy()
     df["_order"] = df["hash"].map(order)
