@@ -7,6 +7,10 @@ reduction order, so results repeat bit for bit.
 ``all_mqar_sequences(c, N)`` enumerates every sequence ``make_mqar`` could produce for vocab_size c
 and length N (filler 0), so the hand-set constructions can be checked exhaustively on tiny domains.
 Import it with ``from conftest import all_mqar_sequences`` or through the ``mqar_sequences`` fixture.
+
+For the mixer tests: ``float64_default`` (a fixture; a module opts in with
+``pytestmark = pytest.mark.usefixtures("float64_default")``), ``token_input`` (tokens with many repeats and a
+fixed embedding of them) and ``randomise_`` (every parameter replaced by N(0, 1) draws, in place).
 """
 
 from __future__ import annotations
@@ -62,3 +66,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def float64_default():
+    """float64 as torch's default dtype for the test; the old default is restored afterwards."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def token_input(B: int = 2, n: int = 17, c: int = 5, d: int = 4, seed: int = 1):
+    """(tokens (B, n) over a small vocabulary c, so many repeat; u (B, n, d) = a fixed random embedding of them)."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, c, (B, n), generator=g)
+    return tokens, torch.randn(c, d, generator=g)[tokens]
+
+
+@torch.no_grad()
+def randomise_(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace every parameter by N(0, 1) draws (from the global generator), in place; returns the module."""
+    for p in module.parameters():
+        p.copy_(torch.randn_like(p))
+    return module

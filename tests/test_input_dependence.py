@@ -3,6 +3,7 @@ their naive references, causality, FLOP formulas, and the token matching they re
 
 import pytest
 import torch
+from conftest import randomise_, token_input
 
 from mqar_theory.flops import count_flops
 from mqar_theory.mixers import MIXERS, BaseConvAutocorrelation, BaseConvProgrammatic, get_mixer
@@ -18,28 +19,12 @@ from mqar_theory.model import LanguageModel
 NAMES = ["baseconv_programmatic", "baseconv_autocorrelation"]
 
 
-@pytest.fixture(autouse=True)
-def float64_default():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def randomised(name, d=4, N=20):
     torch.manual_seed(0)
-    m = get_mixer(name, d, N)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn_like(p))
-    return m
-
-
-def token_input(B=2, n=17, c=5, d=4, seed=1):
-    """Tokens over a small vocabulary (many repeats) and u = a fixed embedding of them."""
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, c, (B, n), generator=g)
-    return tokens, torch.randn(c, d, generator=g)[tokens]
+    return randomise_(get_mixer(name, d, N))
 
 
 def test_registered():

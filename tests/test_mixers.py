@@ -17,14 +17,7 @@ from mqar_theory.mixers import (
     linear_bias_attention,
 )
 
-
-@pytest.fixture(autouse=True)
-def float64_default():
-    """These comparisons run in float64; restore the default afterwards for other test modules."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")  # these comparisons run in float64
 
 
 def eq1_loop(u, W, b1, b2, h, cyclic=False):

@@ -1,8 +1,11 @@
 """sparse_attention (§5 hybrids): the naive reference, the selection rules and their causal budget, the
 cost that scales with k and not N (by FLOP count), the auxiliary loss, bad arguments, hybrids that train."""
 
+import functools
+
 import pytest
 import torch
+from conftest import randomise_, token_input
 
 from mqar_theory.flops import count_flops
 from mqar_theory.mixers import MIXERS, SparseAttention, get_mixer
@@ -12,29 +15,19 @@ from mqar_theory.train import run_mqar
 RULES = ["programmatic", "learned", "random"]
 
 
-@pytest.fixture(autouse=True)
-def float64_default():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def randomised(selection, d=4, N=20, k=5, **kw):
     torch.manual_seed(0)
-    m = get_mixer("sparse_attention", d, N, selection=selection, k=k, **kw)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn_like(p))
-        if selection == "learned":
+    m = randomise_(get_mixer("sparse_attention", d, N, selection=selection, k=k, **kw))
+    if selection == "learned":
+        with torch.no_grad():
             m.b.fill_(0.3)  # some rows above the threshold, some below
     return m
 
 
-def token_input(B=3, n=17, c=6, d=4, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, c, (B, n), generator=g)
-    return tokens, torch.randn(c, d, generator=g)[tokens]
+token_input = functools.partial(token_input, B=3, c=6)  # conftest's, with this module's batch and vocabulary
 
 
 def test_registered():

@@ -208,21 +208,27 @@ def test_bad_constructor_arguments_name_the_argument(name, kw, arg):
         MIXERS[name](**kw)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_language_model_learns_with_each_mixer(name):
-    torch.manual_seed(0)
-    model = LanguageModel(vocab_size=16, d_model=16, seq_len=12, n_layers=2, mixer=name,
-                          mixer_kwargs=SPECS[name][0], init_std=0.1)
+def _previous_token_losses(model, steps: int = 8) -> list[float]:
+    """Training losses of ``steps`` AdamW steps on "predict the previous token" (the mixer must look back)."""
     x = torch.randint(0, 16, (8, 12))
-    labels = torch.roll(x, 1, dims=1)  # predict the previous token: needs the mixer to look back
+    labels = torch.roll(x, 1, dims=1)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(8):
+    for _ in range(steps):
         loss = model(x, labels).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_language_model_learns_with_each_mixer(name):
+    torch.manual_seed(0)
+    model = LanguageModel(vocab_size=16, d_model=16, seq_len=12, n_layers=2, mixer=name,
+                          mixer_kwargs=SPECS[name][0], init_std=0.1)
+    losses = _previous_token_losses(model)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0] - 0.1
 
@@ -270,14 +276,5 @@ def test_based_hybrids_build_and_learn(mixers):
     model = LanguageModel(vocab_size=16, d_model=16, seq_len=12, n_layers=len(mixers), mixer=mixers,
                           mixer_kwargs=kw, init_std=0.1)
     assert [type(b.mixer) for b in model.blocks] == [MIXERS[m] for m in mixers]
-    x = torch.randint(0, 16, (8, 12))
-    labels = torch.roll(x, 1, dims=1)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(8):
-        loss = model(x, labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = _previous_token_losses(model)
     assert losses[-1] < losses[0] - 0.1
