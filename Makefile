@@ -1,7 +1,8 @@
 # The two commands of the README: `make figures` and `make test`.
-# Both build the same virtual environment on first use (python3 and make are all they need).
+# Both build the same virtual environment on first use (python3 and make are all they need), from
+# requirements.lock: every package at the version the committed figures were drawn with (`make lock` regenerates it).
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_FLAGS ?= -q
@@ -13,20 +14,30 @@ LAB_FLAGS ?=
 KERNEL_NAME    := mqar_theory
 KERNEL_DISPLAY := Python (mqar_theory)
 KERNEL_PREFIX  ?= --sys-prefix
+# The project's Jupyter server config (a pre-save hook that strips outputs of notebooks under notebooks/),
+# found through JUPYTER_CONFIG_PATH by `make lab`.
+JUPYTER_CONFIG := $(CURDIR)/.jupyter
+# `make lock`: pip-tools in its own small venv (not in the lock), compiling pyproject's extras + constraints.txt.
+LOCK_VENV ?= build/lock-venv
+LOCK_FLAGS ?=
 
-.PHONY: all figures test lint lab kernel clean-notebooks clean
+.PHONY: all figures test lint lab kernel clean-notebooks clean lock venv
 
 all: test
 
-$(STAMP): pyproject.toml constraints.txt
+# The locked packages first (torch==2.13.0 is the CPU build: constraints.txt), then the project itself without
+# dependencies; pip's stderr (a hundred harmless "is ignored" lines about local indexes) is shown only on failure.
+$(STAMP): pyproject.toml constraints.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install $(PIP_FLAGS) -c constraints.txt -e '.[notebooks,dev]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(BIN)/pip install $(PIP_FLAGS) -c constraints.txt -r requirements.lock 2>$(VENV)/pip.log || { grep -v "is ignored: it is neither" $(VENV)/pip.log; exit 1; }
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e . 2>$(VENV)/pip.log || { grep -v "is ignored: it is neither" $(VENV)/pip.log; exit 1; }
 	$(BIN)/python -c "import torch, mqar_theory, papermill, seaborn, sympy; print('torch', torch.__version__)"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-## Execute every notebook with papermill (CPU profile); figures go to figures/, executed copies to build/.
+## Execute every notebook with papermill (CPU profile); figures go to figures/, executed copies to build/notebooks/,
+## static HTML renderings to build/html/.
 figures: $(STAMP)
 	$(BIN)/python -m mqar_theory.cli notebooks
 
@@ -35,15 +46,30 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check mqar_theory tests benchmarks notebooks
+	$(BIN)/ruff check mqar_theory tests benchmarks notebooks .jupyter
 
 ## The named kernel "mqar_theory" (this .venv's python) for JupyterLab.
 kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install $(KERNEL_PREFIX) --name $(KERNEL_NAME) --display-name "$(KERNEL_DISPLAY)"
 
-## JupyterLab on notebooks/ with the project's kernel; as root: make lab LAB_FLAGS=--allow-root
+## JupyterLab on notebooks/ with the project's kernel; as root: make lab LAB_FLAGS=--allow-root.
+## Saving strips outputs (.jupyter/jupyter_server_config.py), so a session leaves `git status` clean.
 lab: kernel
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_FLAGS)
+	JUPYTER_CONFIG_PATH="$(JUPYTER_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_FLAGS)
+
+## Regenerate requirements.lock from pyproject.toml (extras notebooks, dev) and constraints.txt with pip-compile.
+## torch's local label (+cpu) is dropped: `torch==2.13.0` picks the CPU build here (constraints.txt), and
+## elsewhere pip's own choice. Commit the new lock with the figures it draws (`make figures`).
+## Existing pins are kept unless asked: `make lock LOCK_FLAGS=--upgrade` (or --upgrade-package NAME).
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || $(PYTHON) -m venv $(LOCK_VENV)
+	test -x $(LOCK_VENV)/bin/pip-compile || $(LOCK_VENV)/bin/pip install $(PIP_FLAGS) pip-tools 2>$(LOCK_VENV)/pip.log \
+		|| { grep -v "is ignored: it is neither" $(LOCK_VENV)/pip.log; exit 1; }
+	$(LOCK_VENV)/bin/pip-compile --quiet --extra notebooks --extra dev --constraint constraints.txt --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_FLAGS) --output-file requirements.lock \
+		pyproject.toml 2>$(LOCK_VENV)/compile.log || { grep -v "is ignored: it is neither" $(LOCK_VENV)/compile.log; exit 1; }
+	sed -i -E 's/^(torch==[^+ ]+)\+[A-Za-z0-9.]+/\1/' requirements.lock
+	grep -q '^torch==2.13.0$$' requirements.lock
 
 ## Strip outputs and execution counts from notebooks (keeps tags); run before committing.
 clean-notebooks: $(STAMP)

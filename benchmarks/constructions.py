@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from mqar_theory.bounds import measure_sizes
 from mqar_theory.constructions.base import expected_answers
 from mqar_theory.data import make_mqar
 
@@ -89,8 +90,9 @@ def main(argv=None) -> int:
                 print(f"{name:27s} skipped: {builder}")
                 continue
             con = builder(c, N, **constants(K))
-            if con.num_parameters > MAX_PARAMS:
-                print(f"{name:27s} {'-':6s} {c:5d} {N:5d} {K:3d} skipped: {con.num_parameters} parameters")
+            stored = measure_sizes(con, data.inputs[:1])["params"]
+            if stored > MAX_PARAMS:
+                print(f"{name:27s} {'-':6s} {c:5d} {N:5d} {K:3d} skipped: {stored} parameters")
                 continue
             for dev_name in devices:
                 dev = torch.device(dev_name)

@@ -1,4 +1,5 @@
-"""Command line: ``python -m mqar_theory.cli {notebooks,train,check-bounds,sweep,check-notebooks,strip-notebooks}``.
+"""Command line: ``python -m mqar_theory.cli {notebooks,train,check-bounds,sweep,check-records,check-notebooks,
+strip-notebooks}``.
 
 Each command is a thin wrapper over a library function that notebooks and scripts call directly. The console
 script ``mqar-theory`` is the same program. A user error (a bad value, an unknown mixer or notebook, a device that is
@@ -9,7 +10,10 @@ inside the command that needs them, so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import sys
+import time
 
 from . import notebooks as nbs
 
@@ -33,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     for flag, typ, default in TRAIN_DEFAULTS:
         tr.add_argument(flag, type=typ, default=default, help=f"run_mqar's {flag[2:].replace('-', '_')}")
     tr.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto takes CUDA when present)")
+    tr.add_argument("--no-progress", action="store_true",
+                    help="no progress on stderr (by default a tqdm bar on a terminal, else a line every "
+                    f"{PROGRESS_LINE_SECONDS:g} s); stdout holds only the JSON record either way")
     cb = sub.add_parser("check-bounds", formatter_class=fmt,
                         help="measure every hand-set construction over the grid and check every claim "
                         "(bounds.verify); prints the report, exit 1 on a failed claim")
@@ -51,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="a user grid: these vocabulary sizes (even, >= 4) with every --seq-lens value")
     cb.add_argument("--seq-lens", default=None, metavar="N1,N2,..",
                     help="a user grid: these sequence lengths (>= 4); give with --vocab-sizes")
+    cr = sub.add_parser("check-records", formatter_class=fmt,
+                        help="provenance of the run records: does each name a clean commit of this history "
+                        "(and, with --rerun, retrain it and compare bitwise); exit 1 when one does not")
+    cr.add_argument("--results", default=None,
+                    help="folder of records, searched at any depth (default: the repository's results/)")
+    cr.add_argument("--rerun", action="append", default=None, metavar="HASH|PATH",
+                    help="also retrain this record on the CPU and compare it bitwise (repeatable)")
+    cr.add_argument("--threads", type=int, default=1, help="torch threads of a rerun")
+    cr.add_argument("--verbose", action="store_true", help="one line per record")
     sub.add_parser("check-notebooks", help="exactly one parameters cell and no committed outputs")
     sub.add_parser("strip-notebooks", help="remove outputs and execution counts (keeps tags)")
     sw = sub.add_parser("sweep", formatter_class=fmt,
@@ -81,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args)
     if args.cmd == "check-bounds":
         return _check_bounds(args)
+    if args.cmd == "check-records":
+        return _check_records(args)
     if args.cmd == "check-notebooks":
         bad = {p.name: nbs.check_structure(p) for p in nbs.notebook_paths()}
         bad = {k: v for k, v in bad.items() if v}
@@ -146,8 +164,10 @@ def _train(args) -> int:
         if args.mixer not in MIXERS:
             raise ValueError(f"--mixer {args.mixer!r}: unknown; registered mixers are {sorted(MIXERS)}")
         _check_device(args.device)
-        kw = {k: v for k, v in vars(args).items() if k not in ("cmd", "mixer")}
-        record = run_mqar(args.mixer, progress=sys.stderr.isatty(), **kw)
+        kw = {k: v for k, v in vars(args).items() if k not in ("cmd", "mixer", "no_progress")}
+        stderr = sys.stderr if sys.stderr.isatty() else _ProgressLines(sys.stderr)
+        with contextlib.redirect_stderr(stderr):  # tqdm writes to the sys.stderr of the moment it opens
+            record = run_mqar(args.mixer, progress=not args.no_progress, **kw)
     except ValueError as e:
         return _user_error(e)
     keep = ("test_accuracy", "train_accuracy", "steps", "epochs", "stopped_early", "seconds", "device",
@@ -155,6 +175,75 @@ def _train(args) -> int:
     print(json.dumps({k: record[k] for k in keep if k in record} | {"config": record["config"]}, indent=1,
                      default=str))
     return 0
+
+
+def _check_records(args) -> int:
+    from pathlib import Path
+
+    from .sweep.audit import DEFAULT_RESULTS, check_records, format_check, format_rerun, record_files, rerun_record
+
+    results = DEFAULT_RESULTS if args.results is None else Path(args.results)
+    try:
+        rows = check_records(results)
+        if args.threads < 1:
+            raise ValueError(f"--threads={args.threads}: must be an integer >= 1")
+        reruns = []
+        for name in args.rerun or []:
+            found = [p for p in record_files(results) if p.stem == name] or (
+                [Path(name)] if Path(name).is_file() else [])
+            if not found:
+                raise ValueError(f"--rerun {name!r}: no record with that hash under {results}, and no such file")
+            reruns.append(found[0])
+    except ValueError as e:
+        return _user_error(e)
+    print(format_check(rows, verbose=args.verbose))
+    ok = all(r["ok"] for r in rows)
+    for path in reruns:
+        result = rerun_record(path, threads=args.threads)
+        print(format_rerun(result))
+        ok = ok and result["reproduced"]
+    return 0 if ok else 1
+
+
+#: seconds between two progress lines of ``train`` when stderr is not a terminal
+PROGRESS_LINE_SECONDS = 10.0
+
+
+class _ProgressLines:
+    """``train``'s stderr when it is not a terminal (a pipe, a log file, CI): tqdm redraws its bar in place with
+    ``\\r``, which a log keeps as one ever-growing line; here each redraw becomes a whole line, at most one every
+    ``PROGRESS_LINE_SECONDS`` plus the bar's final state, and any other text passes through unchanged."""
+
+    def __init__(self, stream):
+        self._stream, self._last, self._pending, self._in_bar = stream, -math.inf, None, False
+
+    def write(self, text: str) -> int:
+        if text.startswith("\r"):
+            self._pending, self._in_bar = text[1:].rstrip(), True
+            if time.monotonic() - self._last >= PROGRESS_LINE_SECONDS:
+                self._emit()
+        elif text == "\n" and self._in_bar:  # tqdm closing a bar it leaves on screen: its last state, once
+            self._emit()
+            self._in_bar = False
+        else:
+            self._in_bar = False
+            self._stream.write(text)
+        return len(text)
+
+    def _emit(self) -> None:
+        if self._pending:
+            self._stream.write(self._pending + "\n")
+            self._stream.flush()
+            self._last, self._pending = time.monotonic(), None
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name):  # encoding, fileno, ...: the wrapped stream's
+        return getattr(self._stream, name)
 
 
 def _int_list(flag: str, text):
@@ -170,8 +259,6 @@ def _int_list(flag: str, text):
 def _check_bounds(args) -> int:
     """bounds.verify on the chosen profile; prints the report (and the failures); 0, 1 on a failed claim,
     2 on invalid arguments."""
-    import pandas as pd
-
     from . import bounds
 
     try:
@@ -188,10 +275,7 @@ def _check_bounds(args) -> int:
     points = sum(len(df) for df in tables.values())
     instances = sum(int(df["instances"].sum()) for df in tables.values())
     print(f"check-bounds: {len(tables)} constructions, {points} grid points, {instances} instances verified")
-    cols = ["construction", "bound", "basis", "const", "status", "rows", "min_ratio", "max_ratio", "slope_N",
-            "slope_c", "ok"]
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 48):
-        print(report[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(bounds.format_report(report))  # at most 120 columns
     if failure is not None:
         print(f"error: {failure}", file=sys.stderr)
         return 1

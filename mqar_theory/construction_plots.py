@@ -2,9 +2,10 @@
 
 * ``plot_parameter_efficiency(tables, profile)``: measured parameters and width of each construction
   against N (its profile's N sweep at fixed c), log-log, each with the curve of the claim it is
-  checked against (the bound's sympy expression, lambdified, times its constant in
-  ``bounds.CLAIMS``). Attention is flat in N; the all-distances BaseConv grows like N² log c; the
-  sorting-network BaseConv follows Thm 4.4's N log c · polylog; the input-dependent one t·N·c.
+  checked against (the bound's sympy expression, lambdified, times its constant in the
+  construction's claim record); which bounds, markers and units: each construction's ``style``. Attention is flat in N;
+  the all-distances BaseConv grows like N² log c; the sorting-network BaseConv follows Thm 4.4's
+  N log c · polylog; the input-dependent one t·N·c.
 * ``float32_margins(tables, profile)``: the N-sweep rows with the smallest float32 decision margin
   (re-measured in float32 when the profile runs in float64), asserting exactness and margin > 0.
 * ``plot_margins(margin_tables)``: those margins against N, one panel per construction (their
@@ -16,43 +17,54 @@ Each returns the figure; saving is ``plotting.savefig``'s job. The tables are ``
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import bounds as B
-from .constructions import BUILDERS
+from .constructions import BUILDERS, CONSTRUCTIONS
 from .plotting import MIXER_COLORS
 
-__all__ = ["CURVES", "TEX", "STYLES", "MARGIN_UNITS", "float32_margins", "plot_parameter_efficiency",
+__all__ = ["CURVES", "STYLES", "MARGIN_UNITS", "float32_margins", "plot_parameter_efficiency",
            "plot_margins"]
 
-CURVES = {  # construction -> (bound drawn on the parameters panel, bound drawn on the width panel)
-    "attention_h27": ("prop4.3-params", "prop4.3-width"),
-    "attention_softmax": ("softmax-params", "softmax-width"),
-    "baseconv_data_independent": ("di-params", "di-width"),
-    "baseconv_sorting": ("thm4.4-params", "sort-width"),
-    "baseconv_input_dependent": ("thm4.5-params", None),
-}
-TEX = {  # bound id -> (its expression in TeX, short source for the legend)
-    "prop4.3-params": (r"c^2", "Prop 4.3"),
-    "prop4.3-width": (r"3c", "H.26"),
-    "softmax-params": (r"\log_2^2 c", "ours"),
-    "softmax-width": (r"\log_2 c", "ours"),
-    "di-params": (r"N\log_2 c\,(N + \log_2\log_2 c)", "ours"),
-    "di-width": (r"N\log_2 c", "ours"),
-    "thm4.4-params": (r"N\log_2 c\,\log_2^2(Nc)", "Thm 4.4"),
-    "sort-width": (r"\log_2(Nc)", "ours"),
-    "thm4.5-params": (r"tNc", "Thm 4.5"),
-}
-STYLES = {  # construction -> (marker, size): curves that coincide (margins of 1/2) stay visible
-    "attention_h27": ("o", 9),
-    "attention_softmax": ("D", 7),
-    "baseconv_data_independent": ("s", 6),
-    "baseconv_sorting": ("v", 5),
-    "baseconv_input_dependent": ("^", 4),
-}
+def _style(name: str) -> dict:
+    """The plot style a construction declares in its own file (``Construction.style``)."""
+    return dict(CONSTRUCTIONS[name].style) if name in CONSTRUCTIONS else {}
+
+
+def _color(name: str) -> str:
+    return _style(name).get("color") or MIXER_COLORS.get(name, "0.3")
+
+
+class _ByName(Mapping):
+    """A read-only view {construction name: one entry of its ``style``} (kept for old callers)."""
+
+    def __init__(self, key, default):
+        self.key, self.default = key, default
+
+    def __getitem__(self, name):
+        st = _style(name)
+        if self.key == "marker":
+            return (st.get("marker", "o"), st.get("size", 6))
+        return st.get(self.key, self.default)
+
+    def __iter__(self):
+        return iter(CONSTRUCTIONS)
+
+    def __len__(self):
+        return len(CONSTRUCTIONS)
+
+
+CURVES = _ByName("curves", (None, None))  # construction -> (bound on the parameters panel, on the width panel)
+STYLES = _ByName("marker", ("o", 6))  # construction -> (marker, size)
+MARGIN_UNITS = _ByName("margin_units", "score units")  # construction -> the units of its ``margin``
+
+
+def _tex(name: str, bound_id: str) -> tuple[str, str]:
+    return _style(name).get("tex", {}).get(bound_id, (bound_id, ""))
 
 
 def _n_sweep_points(profile: B.Profile, name: str, table: pd.DataFrame) -> list[dict]:
@@ -94,7 +106,7 @@ def float32_margins(tables: dict, profile: B.Profile, device="auto", num_instanc
 
 def _label(name: str, bound_id: str) -> str:
     const = B.claim_const(name, bound_id)
-    tex, source = TEX[bound_id]
+    tex, source = _tex(name, bound_id)
     factor = "" if const == 1 else f"{const:g}\\,"
     return f"${factor}{tex}$ ({source})"
 
@@ -116,7 +128,7 @@ def plot_parameter_efficiency(tables: dict, profile: B.Profile, ax=None):
         rows = profile.n_sweep(name, table)
         if rows.empty:
             continue
-        color = MIXER_COLORS[name]
+        color = _color(name)
         marker, size = STYLES[name]
         N_ = rows["N"].to_numpy(float)
         values = {"N": N_, "c": rows["c"].to_numpy(float),
@@ -125,7 +137,7 @@ def plot_parameter_efficiency(tables: dict, profile: B.Profile, ax=None):
             axis.plot(N_, rows[col], "-", marker=marker, ms=size, color=color,
                       label=f"{name} ($c$ = {profile.fixed_c[name]})")
             if bid is not None:  # the claim's expression times its constant, at the measured points
-                curve = B.claim_const(name, bid) * B.BOUNDS[bid].evaluate(**values)
+                curve = B.claim_const(name, bid) * B.get_bound(bid).evaluate(**values)
                 axis.plot(N_, curve, "--", color=color, alpha=0.6, label=_label(name, bid))
     for axis, ylabel, title in zip(axes, ["parameters (stored hand-set numbers)", "width $d$"],
                                    ["parameters vs $N$", "model width vs $N$"], strict=True):
@@ -137,15 +149,6 @@ def plot_parameter_efficiency(tables: dict, profile: B.Profile, ax=None):
         axis.legend(fontsize=6.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     return fig
-
-
-MARGIN_UNITS = {  # construction -> the units its ``margin`` is measured in (each is 1/2 when ideal)
-    "attention_h27": "value score (count of matching slots)",
-    "attention_softmax": "weakest code bit, |out| − τ",
-    "baseconv_data_independent": "match count M and bit sums Y",
-    "baseconv_sorting": "0/1 output channels",
-    "baseconv_input_dependent": "0/1 match scores",
-}
 
 
 def plot_margins(margin_tables: dict, axes=None):
@@ -167,14 +170,14 @@ def plot_margins(margin_tables: dict, axes=None):
     for ax, name in zip(axes, names, strict=True):
         df = margin_tables[name]
         marker, size = STYLES[name]
-        ax.plot(df["N"], df["margin_min"], "-", marker=marker, ms=size, color=MIXER_COLORS[name])
+        ax.plot(df["N"], df["margin_min"], "-", marker=marker, ms=size, color=_color(name))
         ax.axhline(0.5, color="gray", lw=0.8, ls=":")
         low = float(np.nanmin(df["margin_min"]))
         ax.text(0.03, 0.06, f"min {low:.7g}", transform=ax.transAxes, fontsize=7)
         ax.set_xscale("log", base=2)
         ax.set_ylim(0, max(0.6, 1.15 * float(np.nanmax(df["margin_min"]))) if math.isfinite(low) else 0.6)
         ax.set_xlabel("sequence length $N$")
-        ax.set_title(f"{name}\n{MARGIN_UNITS.get(name, 'score units')}", fontsize=8)
+        ax.set_title(f"{name}\n{MARGIN_UNITS[name]}", fontsize=8)
     axes[0].set_ylabel("smallest float32 margin (ideal 1/2)")
     fig.tight_layout()
     return fig

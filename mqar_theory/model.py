@@ -30,7 +30,41 @@ in ``docs/official-code.md``, "Model"):
   (names ending ``out_proj.weight`` or ``mlp.fc2.weight``) ~ N(0, init_std / sqrt(2 n_layers)). Mixer
   parameters that are not ``nn.Linear`` (BaseConv's W, b1, b2, h; LinearBiasAttention's weights) keep the
   mixer's own documented init.
-* **Dropout**: one embedding dropout ``dropout`` (default 0; the official runs use 0.1).
+* **Dropout**: one embedding dropout ``dropout`` (default None: 0 under ``recipe="clean"``; the official
+  runs use 0.1, see below).
+
+**Recipes.** ``recipe="clean"`` (the default) is the model described above. ``recipe="official"``
+reproduces, for the paper's Figure 2 experiments, what the official code (HazyResearch/zoology,
+``zoology/model.py`` and ``zoology/mixers/``; its Figure 2 configs in
+``zoology/experiments/paper_configs/iclr24_zoology_figure2/configs.py``) builds where it differs:
+
+1. *Block* (``zoology/model.py``, ``TransformerBlock``): with no MLP (the official ``state_mixer =
+   Identity``) the official block still returns ``LN2(residual)`` as its hidden state, which the next block
+   (or the final norm) adds to the stream: the block is x ← x + mixer(LN1(x)); x ← x + LN2(x). With an MLP
+   the official block is the clean one.
+2. *Mamba* (``zoology/mixers/mamba.py``, ``MambaBlock``): an all-Mamba model uses the official MambaBlock:
+   x ← x + mamba(RMSNorm(x)), no LN2, no dropout anywhere (so no embedding dropout), and the
+   ``block_type="MambaBlock"`` branch of ``_init_weights``: Linear weights keep PyTorch's default init
+   (biases zeroed), ``out_proj`` is re-drawn with ``kaiming_uniform_(a=√5)`` and divided by √n_layers.
+   Mamba cannot be mixed with other mixers under this recipe (the official model has one block type).
+3. *Embedding dropout*: ``dropout=None`` means 0.1 (the official ``embed_dropout``) for TransformerBlock
+   models and 0 for Mamba; an explicit ``dropout > 0`` for an all-Mamba model is an error.
+4. *Mixers*: ``baseconv`` is ``BaseConvOfficial`` (implicit MLP filter for long layers, ``+u`` skips,
+   shared biases); ``attention`` gets ``dropout=0.1`` on its probabilities; ``h3`` gets ``head_dim=2`` and
+   ``d_state=seq_len``; ``hyena`` gets ``positional="official"`` (trainable z, frequency 1e-4); ``rwkv``
+   gets ``layer_idx`` = its layer and ``n_layer=12`` (the official constructor's default). Each is a
+   default under the spec's own ``mixer_kwargs``, which still win.
+5. *Init*: as the official ``_init_weights`` reaches each module: ``out_proj`` rescaling only where the
+   official module has a parameter named ``out_proj.weight`` (attention, Hyena): not H3 (official name
+   ``output_linear``) nor Based (``proj_o``); RWKV's Linear layers keep PyTorch's default init (the
+   official ``RWKVTimeMixer`` is a ``torch.jit.ScriptModule``, whose Linear submodules are not
+   ``nn.Linear`` instances, so ``_init_weights`` skips them); Mamba as in 2.
+The official Figure 2 "based" model is the per-layer hybrid [BaseConv k=3, Based f=8], which is a mixer
+list here (``mixer=["baseconv", "based"]``, ``mixer_kwargs=[{"kernel_size": 3}, {"feature_dim": 8}]``);
+``sweeps/figure2_paper.yaml`` names it so. The training loop's side of the recipe is in ``train``.
+Not reproduced (differences too small to matter, each stated where it lives): attention's -10000 mask (vs -inf),
+Based's ε = 1e-12 in its normaliser, H3's bilinear discretisation and trained B, RWKV's bf16 rounding of the WKV
+output, and the official data seeds (``np.random.seed(123)``-derived; ours are ``data_seed`` and an offset).
 
 ``forward(inputs)`` returns logits (B, n, c) for inputs of any length n <= seq_len. ``forward(inputs,
 labels)`` computes the head only at labelled positions (labels != -100), the expensive part at large c
@@ -50,10 +84,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import IGNORE_INDEX
-from .mixers import MIXERS, get_mixer
+from .mixers import MIXERS, BaseConvOfficial, get_mixer
 from .utils import DeviceChecked, is_int, is_number
 
-__all__ = ["LanguageModel", "LMOutput", "Block", "MLP", "BASECONV_FIG2_KWARGS"]
+__all__ = ["LanguageModel", "LMOutput", "Block", "MLP", "RMSNorm", "BASECONV_FIG2_KWARGS", "RECIPES",
+           "official_mixer"]
+
+#: ``LanguageModel(recipe=...)``: "clean" (the default) or "official" (the official code's Figure 2 models)
+RECIPES = ("clean", "official")
+#: official embedding dropout of TransformerBlock models (``ModelConfig.embed_dropout``)
+OFFICIAL_EMBED_DROPOUT = 0.1
+#: per mixer, the official ``_init_weights`` scheme (module docstring, item 5); others: "gpt2"
+OFFICIAL_INIT = {"h3": "unscaled", "based": "unscaled", "rwkv": "pytorch", "mamba": "mamba"}
 
 #: Fig. 2's BaseConv layers alternate a short (k=3) and a long (seq_len taps) filter: kernel_size [3, -1].
 BASECONV_FIG2_KWARGS = ({"kernel_size": 3}, {"kernel_size": None})
@@ -80,14 +122,33 @@ class MLP(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
-class Block(nn.Module):
-    """Pre-norm block: x + mixer(LN(x)), then x + MLP(LN(x)) when an MLP is present."""
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x²) + eps) ⊙ w, w initialised to 1: the norm of the official ``MambaBlock``
+    (HazyResearch/zoology, ``zoology/mixers/mamba.py``, which imports it from its vendored mamba_ssm)."""
 
-    def __init__(self, mixer: nn.Module, d_model: int, mlp_mult: int | None, eps: float):
+    def __init__(self, d_model: int, eps: float = 1e-5):
         super().__init__()
-        self.norm1 = nn.LayerNorm(d_model, eps=eps)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+
+    def forward(self, x):  # (B, N, d) -> (B, N, d)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class Block(nn.Module):
+    """Pre-norm block: x + mixer(LN(x)), then x + MLP(LN(x)) when an MLP is present.
+
+    ``norm2_skip=True`` (the official TransformerBlock with an Identity state mixer, ``recipe="official"``)
+    adds x + LN2(x) instead when there is no MLP; ``rms=True`` uses ``RMSNorm`` as the pre-norm (the
+    official MambaBlock)."""
+
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_mult: int | None, eps: float, norm2_skip: bool = False,
+                 rms: bool = False):
+        super().__init__()
+        self.norm1 = RMSNorm(d_model, eps=eps) if rms else nn.LayerNorm(d_model, eps=eps)
         self.mixer = mixer
-        self.norm2 = nn.LayerNorm(d_model, eps=eps) if mlp_mult else None
+        self.norm2_skip = bool(norm2_skip) and not mlp_mult
+        self.norm2 = nn.LayerNorm(d_model, eps=eps) if mlp_mult or self.norm2_skip else None
         self.mlp = MLP(d_model, mlp_mult) if mlp_mult else None
 
     def forward(self, x, tokens=None):  # (B, N, d) -> (B, N, d); tokens (B, N) reach mixers with uses_tokens
@@ -97,7 +158,28 @@ class Block(nn.Module):
             x = x + self.mixer(self.norm1(x))
         if self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
+        elif self.norm2_skip:
+            x = x + self.norm2(x)  # the official block's LN2(residual), added by the next block
         return x
+
+
+def official_mixer(name: str, d_model: int, seq_len: int, layer: int, **kw) -> nn.Module:
+    """The mixer ``name`` of layer ``layer`` as a ``recipe="official"`` model builds it (module docstring,
+    item 4): the official defaults are set under ``kw``, which wins."""
+    kw = dict(kw)
+    if name == "baseconv":
+        return BaseConvOfficial(d_model, seq_len, **kw)
+    if name == "attention":
+        kw.setdefault("dropout", 0.1)
+    elif name == "h3":
+        kw.setdefault("head_dim", 2)
+        kw.setdefault("d_state", seq_len)
+    elif name == "hyena":
+        kw.setdefault("positional", "official")
+    elif name == "rwkv":
+        kw.setdefault("layer_idx", layer)
+        kw.setdefault("n_layer", 12)
+    return get_mixer(name, d_model, seq_len, **kw)
 
 
 def _per_layer(value, n_layers: int, name: str, kind) -> list:
@@ -128,9 +210,11 @@ class LanguageModel(DeviceChecked, nn.Module):
         mlp: False/None/0 for no MLP, True for hidden_mult 4, an int m >= 1 for hidden_mult m.
         positions: None (auto: iff some mixer class has ``uses_positions``), True or False.
         tie_weights: tie the LM head to the token embedding (default True, as the official code).
-        dropout: embedding dropout probability (default 0.0).
+        dropout: embedding dropout probability (default None: 0.0 for ``recipe="clean"``, the official value
+            for ``recipe="official"``: 0.1, or 0 for an all-Mamba model).
         init_std: std of the N(0, std) init of Linear and Embedding weights (default 0.02).
         layer_norm_eps: LayerNorm epsilon (default 1e-5).
+        recipe: ``"clean"`` (default) or ``"official"`` (the official code's models; module docstring).
     """
 
     def __init__(
@@ -144,9 +228,10 @@ class LanguageModel(DeviceChecked, nn.Module):
         mlp: bool | int | None = False,
         positions: bool | None = None,
         tie_weights: bool = True,
-        dropout: float = 0.0,
+        dropout: float | None = None,
         init_std: float = 0.02,
         layer_norm_eps: float = 1e-5,
+        recipe: str = "clean",
     ):
         super().__init__()
         if not (is_int(vocab_size) and vocab_size >= 2):
@@ -176,8 +261,21 @@ class LanguageModel(DeviceChecked, nn.Module):
             positions = any(getattr(MIXERS[name], "uses_positions", False) for name in mixers)
         if not isinstance(tie_weights, bool):
             raise ValueError(f"tie_weights={tie_weights!r}: must be a bool")
-        if not (is_number(dropout) and 0.0 <= dropout < 1.0):
-            raise ValueError(f"dropout={dropout!r}: must be a number in [0, 1)")
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe={recipe!r}: must be one of {list(RECIPES)}")
+        mamba_block = recipe == "official" and "mamba" in mixers
+        if mamba_block and set(mixers) != {"mamba"}:
+            raise ValueError(f"mixer={mixer!r}: with recipe='official' mamba cannot be mixed with other mixers "
+                             "(the official MambaBlock model is all-Mamba)")
+        if mamba_block and mlp_mult:
+            raise ValueError(f"mlp={mlp!r}: with recipe='official' a Mamba model has no MLP (MambaBlock)")
+        if dropout is not None and not (is_number(dropout) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout={dropout!r}: must be None or a number in [0, 1)")
+        if mamba_block and dropout:
+            raise ValueError(f"dropout={dropout!r}: with recipe='official' a Mamba model has no dropout "
+                             "(the official MambaBlock); leave it None")
+        if dropout is None:
+            dropout = OFFICIAL_EMBED_DROPOUT if recipe == "official" and not mamba_block else 0.0
         if not (is_number(init_std) and init_std > 0):
             raise ValueError(f"init_std={init_std!r}: must be a finite number > 0")
         if not (is_number(layer_norm_eps) and layer_norm_eps > 0):
@@ -185,32 +283,53 @@ class LanguageModel(DeviceChecked, nn.Module):
 
         vocab_size, d_model, seq_len, n_layers = int(vocab_size), int(d_model), int(seq_len), int(n_layers)
         self.vocab_size, self.d_model, self.seq_len, self.n_layers = vocab_size, d_model, seq_len, n_layers
-        self.mixer_names = mixers
+        self.mixer_names, self.recipe = mixers, recipe
         self.config = dict(
             vocab_size=vocab_size, d_model=d_model, seq_len=seq_len, n_layers=n_layers,
             mixer=mixer if isinstance(mixer, str) else list(mixer),
             mixer_kwargs=[dict(k) for k in kwargs], mlp=mlp_mult or False, positions=positions,
             tie_weights=tie_weights, dropout=float(dropout), init_std=float(init_std),
-            layer_norm_eps=float(layer_norm_eps),
+            layer_norm_eps=float(layer_norm_eps), recipe=recipe,
         )  # fmt: skip
 
         self.embedding = nn.Embedding(vocab_size, d_model)  # E: (c, d)
         self.position = nn.Embedding(seq_len, d_model) if positions else None  # P: (N, d)
         self.drop = nn.Dropout(dropout)
+        official = recipe == "official"
         self.blocks = nn.ModuleList(
-            Block(get_mixer(name, d_model, seq_len, **kw), d_model, mlp_mult, layer_norm_eps)
-            for name, kw in zip(mixers, kwargs, strict=True)
-        )
+            Block(official_mixer(name, d_model, seq_len, i, **kw) if official else get_mixer(name, d_model, seq_len,
+                  **kw), d_model, mlp_mult, layer_norm_eps, norm2_skip=official and not mamba_block, rms=mamba_block)
+            for i, (name, kw) in enumerate(zip(mixers, kwargs, strict=True))
+        )  # fmt: skip
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.lm_head = None if tie_weights else nn.Linear(d_model, vocab_size, bias=False)
         self._init_weights(init_std)
+
+    def _init_scheme(self, name: str) -> str:
+        """The init scheme of module ``name``: "gpt2" everywhere under the clean recipe; under the official
+        one, a mixer's modules follow ``OFFICIAL_INIT`` (module docstring, item 5)."""
+        parts = name.split(".")
+        if self.recipe != "official" or len(parts) < 3 or parts[0] != "blocks" or parts[2] != "mixer":
+            return "gpt2"
+        return OFFICIAL_INIT.get(self.mixer_names[int(parts[1])], "gpt2")
 
     def _init_weights(self, std: float) -> None:
         out_std = std / math.sqrt(2 * self.n_layers)
         for name, m in self.named_modules():
             if isinstance(m, nn.Linear):
                 last = name.rsplit(".", 1)[-1]
-                scaled = last == "out_proj" or name.endswith("mlp.fc2")
+                scheme = self._init_scheme(name)
+                if scheme == "pytorch":
+                    continue  # RWKV's ScriptModule Linears: the official _init_weights never sees them
+                if scheme == "mamba":  # block_type "MambaBlock": weights keep the default, out_proj re-drawn
+                    if last == "out_proj":
+                        nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5))
+                        with torch.no_grad():
+                            m.weight /= math.sqrt(self.n_layers)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                    continue
+                scaled = (last == "out_proj" and scheme == "gpt2") or name.endswith("mlp.fc2")
                 nn.init.normal_(m.weight, 0.0, out_std if scaled else std)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -305,4 +424,4 @@ class LanguageModel(DeviceChecked, nn.Module):
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, d_model={self.d_model}, seq_len={self.seq_len}, "
                 f"mixers={self.mixer_names}, positions={self.position is not None}, "
-                f"tied={self.lm_head is None}")
+                f"tied={self.lm_head is None}, recipe={self.recipe}")

@@ -2,11 +2,18 @@
 
 ``run_notebooks()`` is what ``make figures`` calls (through the CLI): every ``notebooks/NN_*.ipynb``
 is executed with its default parameters (the CPU profile), executed copies go to ``build/notebooks/``
-(git-ignored), figures to ``figures/``. A failing notebook raises ``NotebookFailed`` naming the notebook
+(git-ignored), figures to ``figures/``, and each executed copy is also rendered as static HTML under
+``build/html/`` for readers who do not run them. A failing notebook raises ``NotebookFailed`` naming the notebook
 and the cell.
 
 A smoke run (``SMOKE=True``) without an explicit ``FIG_DIR`` writes its figures to ``build/smoke/figures`` and its
 executed copies to ``build/smoke/notebooks``: smoke output never replaces the committed figures.
+
+A notebook is committed in its *saved form* (``clean_notebook``): no outputs, no execution counts, no volatile
+metadata (widget state, papermill's, the kernel's full ``language_info``), the project's kernelspec, written
+exactly as Jupyter writes it (``nbformat.write``). ``strip_before_save`` is the Jupyter server's pre-save hook
+(loaded by ``make lab`` from ``.jupyter/jupyter_server_config.py``): it puts every notebook under ``notebooks/`` in
+that form before JupyterLab writes it, so a lab session -- opening, running, autosaving -- changes no tracked byte.
 """
 
 from __future__ import annotations
@@ -17,12 +24,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["NotebookFailed", "notebook_paths", "select_notebooks", "run_notebook", "run_notebooks", "check_structure",
-           "strip_outputs"]
+           "strip_outputs", "clean_notebook", "saved_form", "strip_before_save", "render_html", "KERNELSPEC"]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 BUILD_DIR = ROOT / "build" / "notebooks"
 SMOKE_BUILD_DIR = ROOT / "build" / "smoke" / "notebooks"
+HTML_DIR = ROOT / "build" / "html"
+SMOKE_HTML_DIR = ROOT / "build" / "smoke" / "html"
+
+#: the kernel every notebook declares (``make kernel`` installs it: this environment's python)
+KERNELSPEC = {"display_name": "Python (mqar_theory)", "language": "python", "name": "mqar_theory"}
+#: notebook-level metadata that a session or a run adds and that is never committed
+VOLATILE_METADATA = ("widgets", "papermill", "toc", "varInspector", "vscode", "execution", "celltoolbar")
+#: cell-level metadata that a session or a run adds and that is never committed
+VOLATILE_CELL_METADATA = ("execution", "papermill", "scrolled", "collapsed", "trusted", "ExecuteTime")
 
 
 #: environment variables that size the thread pools of torch / numpy in the kernel process
@@ -56,7 +72,7 @@ def notebook_paths(directory: Path = NOTEBOOK_DIR) -> list[Path]:
 
 
 def run_notebook(path, out_path=None, parameters: dict | None = None, log_output: bool = False,
-                 threads: int | None = None) -> Path:
+                 threads: int | None = None, publish: bool | None = None) -> Path:
     """Execute one notebook with papermill in its own folder; return the executed copy's path.
 
     With ``SMOKE=True`` and no ``FIG_DIR`` among ``parameters``, ``FIG_DIR`` is set to ``build/smoke/figures``
@@ -67,10 +83,14 @@ def run_notebook(path, out_path=None, parameters: dict | None = None, log_output
     already set): its models are tiny, and on a busy 2-core machine a second torch thread spin-waits for a core
     (measured at a load of 5-7 on 2 cores: notebook 01 in smoke mode took 270 s with torch's default threads, 32 s
     with one).
+
+    ``publish`` (default: not a smoke run) sets ``$MQAR_PUBLISH=1`` in the kernel, so the notebook writes the
+    tracked outputs (``figures/``, ``docs/results.md``; ``plotting.publish_dir``); an interactive session,
+    which does not have it, writes them under ``build/interactive/``.
     """
     import papermill as pm
 
-    from .plotting import figure_dir
+    from .plotting import PUBLISH_ENV, figure_dir
 
     path = Path(path).resolve()
     if not path.is_file():
@@ -85,6 +105,12 @@ def run_notebook(path, out_path=None, parameters: dict | None = None, log_output
         threads = 1
     if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
         raise ValueError(f"threads={threads!r}: must be None or an integer >= 1")
+    if publish is None:
+        publish = not smoke
+    if not isinstance(publish, bool):
+        raise ValueError(f"publish={publish!r}: must be None (publish unless smoke) or a bool")
+    before = os.environ.get(PUBLISH_ENV)
+    os.environ[PUBLISH_ENV] = "1" if publish else "0"
     try:
         with _kernel_threads(threads):
             pm.execute_notebook(
@@ -96,6 +122,11 @@ def run_notebook(path, out_path=None, parameters: dict | None = None, log_output
             f"{path.name} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}"
             f"\n  executed copy with the traceback: {out}"
         ) from None
+    finally:
+        if before is None:
+            os.environ.pop(PUBLISH_ENV, None)
+        else:
+            os.environ[PUBLISH_ENV] = before
     return out
 
 
@@ -114,21 +145,51 @@ def select_notebooks(names: list[str] | None = None, directory: Path = NOTEBOOK_
 
 
 def run_notebooks(names: list[str] | None = None, parameters: dict | None = None, log_output: bool = False,
-                  paths: list[Path] | None = None):
+                  paths: list[Path] | None = None, html_dir=None, html: bool = True):
     """Execute every notebook (or those whose name contains one of ``names``, or ``paths``); stop at the first
-    failure. Arguments are validated before the first notebook runs."""
+    failure. Arguments are validated before the first notebook runs. With ``html`` (default) each executed copy
+    is also rendered as static HTML into ``html_dir`` (default ``build/html``, ``build/smoke/html`` in smoke
+    mode)."""
     paths = select_notebooks(names) if paths is None else list(paths)
+    if html_dir is None:
+        html_dir = SMOKE_HTML_DIR if (parameters or {}).get("SMOKE") else HTML_DIR
     done = []
     for p in paths:
         print(f"running {p.name} ...", flush=True)
-        done.append(run_notebook(p, parameters=parameters, log_output=log_output))
+        out = run_notebook(p, parameters=parameters, log_output=log_output)
+        if html and out.is_file():  # papermill always writes it; a stand-in executor (tests) may not
+            render_html(out, html_dir)
+        done.append(out)
     return done
 
 
+def render_html(path, out_dir=HTML_DIR) -> Path:
+    """Render an (executed) notebook as a self-contained static HTML page ``<out_dir>/<stem>.html`` (nbconvert's
+    lab template: figures embedded, no kernel needed to read it); return its path."""
+    import nbconvert
+    import nbformat
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path={str(path)!r}: no such notebook")
+    body, _ = nbconvert.HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(path, as_version=4))
+    out = Path(out_dir) / f"{path.stem}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
 def check_structure(path) -> list[str]:
-    """Problems with a notebook as committed: want exactly one ``parameters`` cell and no outputs."""
-    nb = json.loads(Path(path).read_text())
+    """Problems with a notebook as committed: want exactly one ``parameters`` cell (defining SMOKE, DEVICE and
+    SEED), no outputs, the project's kernelspec (``KERNELSPEC``), and the file in its saved form
+    (``saved_form``: what JupyterLab's save, through ``strip_before_save``, would write), so that a lab session
+    leaves it unchanged."""
+    text = Path(path).read_text(encoding="utf-8")
+    nb = json.loads(text)
     problems = []
+    spec = nb.get("metadata", {}).get("kernelspec")
+    if spec != KERNELSPEC:
+        problems.append(f"kernelspec is {spec!r} (want {KERNELSPEC!r})")
     cells = nb.get("cells", [])
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
@@ -139,22 +200,72 @@ def check_structure(path) -> list[str]:
     for name in ("SMOKE", "DEVICE", "SEED"):
         if tagged and name not in "".join(tagged[0].get("source", "")):
             problems.append(f"the parameters cell does not define {name}")
+    if not problems and saved_form(nb) != text:
+        problems.append("not in its saved form (volatile metadata, or not written as nbformat writes it): "
+                        "run `mqar-theory strip-notebooks`")
     return problems
 
 
-def strip_outputs(path) -> bool:
-    """Remove outputs and execution counts in place (cell tags are kept). Returns True if it changed."""
-    p = Path(path)
-    text = p.read_text()
-    nb = json.loads(text)
+def clean_notebook(nb: dict) -> dict:
+    """Put a notebook (a dict or ``NotebookNode``, changed in place and returned) in its committed form: code
+    cells without outputs and execution counts, no volatile cell or notebook metadata (``VOLATILE_*``), a
+    ``language_info`` reduced to its ``name``. Cell tags (``parameters``), ids and the kernelspec are kept."""
     for c in nb.get("cells", []):
         if c.get("cell_type") == "code":
             c["outputs"], c["execution_count"] = [], None
-        c.get("metadata", {}).pop("execution", None)
-        c.get("metadata", {}).pop("papermill", None)
-    nb.get("metadata", {}).pop("papermill", None)
-    new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        meta = c.get("metadata", {})
+        for k in VOLATILE_CELL_METADATA:
+            meta.pop(k, None)
+        jupyter = meta.get("jupyter")
+        if isinstance(jupyter, dict):
+            jupyter.pop("outputs_hidden", None)
+            if not jupyter:
+                meta.pop("jupyter")
+        if not meta.get("tags", True):
+            meta.pop("tags")
+    meta = nb.get("metadata", {})
+    for k in VOLATILE_METADATA:
+        meta.pop(k, None)
+    info = meta.get("language_info")
+    if isinstance(info, dict) and "name" in info:
+        meta["language_info"] = {"name": info["name"]}
+    return nb
+
+
+def saved_form(nb: dict) -> str:
+    """The text of ``nb`` cleaned (``clean_notebook``, on a copy) and written as Jupyter writes notebooks
+    (``nbformat.write``: sorted keys, one-space indent, sources as lists of lines, a final newline)."""
+    import copy
+
+    import nbformat
+
+    node = nbformat.from_dict(clean_notebook(copy.deepcopy(nb)))
+    text = nbformat.writes(node, version=nbformat.NO_CONVERT)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def strip_before_save(model: dict, path: str, contents_manager, **kwargs) -> None:
+    """Jupyter server pre-save hook (``FileContentsManager.pre_save_hook``): a notebook saved under the
+    repository's ``notebooks/`` is put in its committed form (``clean_notebook``) before it is written, so
+    outputs, execution counts and widget state never reach a tracked file, whatever happens in JupyterLab (the
+    open document keeps its outputs until it is reloaded). Other files, and notebooks elsewhere, are left as
+    they are."""
+    if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
+        return
+    root = Path(getattr(contents_manager, "root_dir", "") or ".")
+    target = (root / path.lstrip("/")).resolve()
+    if not target.is_relative_to(NOTEBOOK_DIR.resolve()):
+        return
+    clean_notebook(model["content"])
+
+
+def strip_outputs(path) -> bool:
+    """Write a notebook in its saved form (``saved_form``: no outputs, execution counts or volatile metadata;
+    cell tags are kept). Returns True if it changed."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    new = saved_form(json.loads(text))
     if new != text:
-        p.write_text(new)
+        p.write_text(new, encoding="utf-8")
         return True
     return False

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 __all__ = ["savefig", "MIXER_COLORS", "set_style", "pin_bundled_fonts", "default_fig_dir", "figure_dir", "REPO_ROOT",
+           "publishing", "publish_dir", "PUBLISH_ENV", "INTERACTIVE_DIR",
            "SMOKE_DIR"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,10 +50,31 @@ MIXER_COLORS = {
 }
 
 
+#: set to "1" by ``mqar-theory notebooks`` (``make figures``) in the kernels it starts: only then do notebooks
+#: write the tracked outputs (``figures/``, ``docs/results.md``); an interactive session writes under build/.
+PUBLISH_ENV = "MQAR_PUBLISH"
+#: where an interactive (JupyterLab) run writes what ``make figures`` would publish (git-ignored)
+INTERACTIVE_DIR = REPO_ROOT / "build" / "interactive"
+
+
+def publishing() -> bool:
+    """True inside a run started by ``make figures`` (``$MQAR_PUBLISH == "1"``)."""
+    return os.environ.get(PUBLISH_ENV) == "1"
+
+
+def publish_dir(smoke: bool = False) -> Path:
+    """The root under which a notebook writes tracked outputs (``figures/``, ``docs/results.md``):
+    ``SMOKE_DIR`` for a smoke run; the repository root under ``make figures`` (``publishing()``);
+    else ``INTERACTIVE_DIR``, so a JupyterLab session never rewrites a tracked file."""
+    if smoke:
+        return SMOKE_DIR
+    return REPO_ROOT if publishing() else INTERACTIVE_DIR
+
+
 def default_fig_dir() -> Path:
-    """``$MQAR_FIG_DIR`` if set, else ``figures/`` at the repository root."""
+    """``$MQAR_FIG_DIR`` if set, else ``publish_dir()/figures`` (``figures/`` only under ``make figures``)."""
     env = os.environ.get("MQAR_FIG_DIR")
-    return Path(env) if env else REPO_ROOT / "figures"
+    return Path(env) if env else publish_dir() / "figures"
 
 
 def figure_dir(fig_dir: str | os.PathLike | None = None, smoke: bool = False) -> Path:

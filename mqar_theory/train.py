@@ -18,6 +18,15 @@ Recipe (the official Zoology trainer, HazyResearch/zoology ``zoology/train.py``,
   an epoch). The reported ``test_accuracy`` is the last evaluation's (as the official W&B summary), and
   ``best_test_accuracy`` the best one.
 
+**Recipes** (``recipe``, by default the model's ``LanguageModel.recipe``): ``"clean"`` is the loop above.
+``"official"`` is the official loop (HazyResearch/zoology ``zoology/train.py`` and ``zoology/data/utils.py``
+at HEAD): the learning rate follows ``CosineAnnealingLR(T_max=epochs, eta_min=min_lr_ratio * lr)`` stepped
+once per epoch, so it is constant within an epoch e, lr·(1 + cos(π e / epochs))/2 (no warmup; a
+``max_steps`` cap cuts the schedule, it does not compress it); the batches come in the same order every
+epoch, the training set's own order (the official ``DataLoader(shuffle=False)`` over precomputed batch
+slices; the ICLR-era code shuffled); and training stops once the test accuracy is strictly **greater** than
+``target_accuracy`` (the official ``> 0.99``).
+
 Determinism: ``train`` seeds python/numpy/torch with ``seed`` before building a model from a config and
 before the first step, and shuffles with its own generator, so on the CPU the same seed and data give
 bitwise-identical losses, accuracies and weights. On CUDA some kernels are not deterministic.
@@ -33,10 +42,10 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .data import IGNORE_INDEX, MQARConfig, MQARData, make_mqar
 from .model import LanguageModel
+from .progress import close_bar, progress_bar
 from .utils import is_int, is_number, resolve_device, seed_everything
 
 __all__ = ["train", "evaluate", "run_mqar", "cosine_lr_factor", "TEST_SEED_OFFSET"]
@@ -130,6 +139,7 @@ def train(
     device: str | torch.device = "auto",
     seed: int = 0,
     progress: bool = True,
+    recipe: str | None = None,
 ) -> dict:
     """Train ``model`` (a ``LanguageModel``, or a dict of its constructor arguments, built here after seeding)
     on ``train_data`` and evaluate on ``test_data``; returns a metrics record (a plain dict):
@@ -150,6 +160,7 @@ def train(
 
     ``max_steps`` caps the steps (the cosine schedule spans ``min(epochs * steps_per_epoch, max_steps)``);
     ``target_accuracy=None`` disables early stopping; ``eval_every`` is in steps (default: once per epoch).
+    ``recipe``: ``"clean"`` or ``"official"`` loop (module docstring); None (default) takes the model's.
     """
     if isinstance(model, dict):
         seed_everything(seed)
@@ -189,13 +200,19 @@ def train(
         raise ValueError(f"grad_clip={grad_clip!r}: must be None or a finite number > 0")
     if not (is_int(seed) and seed >= 0):
         raise ValueError(f"seed={seed!r}: must be an integer >= 0")
+    recipe = model.recipe if recipe is None else recipe
+    if recipe not in ("clean", "official"):
+        raise ValueError(f"recipe={recipe!r}: must be None (the model's), 'clean' or 'official'")
+    if recipe == "official" and warmup_steps:
+        raise ValueError(f"warmup_steps={warmup_steps!r}: the official loop has no warmup (recipe='official')")
+    official = recipe == "official"
     device = resolve_device(device)
 
     train_config = dict(
         lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
         warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio, max_steps=max_steps,
         target_accuracy=target_accuracy, eval_every=eval_every, eval_batch_size=eval_batch_size,
-        train_eval_examples=train_eval_examples, grad_clip=grad_clip, seed=seed,
+        train_eval_examples=train_eval_examples, grad_clip=grad_clip, seed=seed, recipe=recipe,
     )  # fmt: skip
     n = len(train_data)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -208,9 +225,11 @@ def train(
     model.train()
     inputs, labels = train_data.inputs.to(device), train_data.labels.to(device)  # (n, N) each
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: cosine_lr_factor(s, total_steps, warmup_steps, min_lr_ratio)
-    )
+    if official:  # constant within an epoch: the cosine of the epoch index (CosineAnnealingLR per epoch)
+        factor = lambda s: cosine_lr_factor(s // steps_per_epoch, epochs, 0, min_lr_ratio)  # noqa: E731
+    else:
+        factor = lambda s: cosine_lr_factor(s, total_steps, warmup_steps, min_lr_ratio)  # noqa: E731
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
     loss_history: list[float] = []
     history: list[dict] = []
@@ -221,9 +240,10 @@ def train(
     stopped_early, step, test = False, 0, {"accuracy": float("nan"), "loss": float("nan")}
     diverged_at: int | None = None  # first optimizer step whose training loss was not finite
     t0 = time.perf_counter()
-    bar = tqdm(total=total_steps, disable=not progress, desc="train", leave=False)
+    bar = progress_bar(total_steps, desc="train", enabled=progress)
     while step < total_steps and not stopped_early and diverged_at is None:
-        order = torch.randperm(n, generator=shuffle).to(device)  # a fresh shuffle every epoch
+        # a fresh shuffle every epoch; the official loop keeps the set's own order
+        order = torch.arange(n, device=device) if official else torch.randperm(n, generator=shuffle).to(device)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             out = model(inputs[idx], labels[idx])
@@ -259,12 +279,14 @@ def train(
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", test_acc=f"{test['accuracy']:.3f}")
                 if diverged_at is not None:
                     break
-                if target_accuracy is not None and test["accuracy"] >= target_accuracy:
+                if target_accuracy is not None and (test["accuracy"] > target_accuracy if official
+                                                    else test["accuracy"] >= target_accuracy):
                     stopped_early = step < total_steps
                     break
             if step >= total_steps:
                 break
-    bar.close()
+    close_bar(bar, reached=f"reached target {target_accuracy:g}" if stopped_early else None,
+              failed=f"diverged at step {diverged_at}" if diverged_at is not None else None)
     if diverged_at is not None:
         warnings.warn(f"training diverged: the loss was not finite at step {diverged_at} (lr={lr}); stopped at step "
                       f"{step}, the record has status 'diverged'", RuntimeWarning, stacklevel=2)
@@ -321,8 +343,9 @@ def run_mqar(
     mlp: bool | int | None = False,
     positions: bool | None = None,
     tie_weights: bool = True,
-    dropout: float = 0.0,
+    dropout: float | None = None,
     init_std: float = 0.02,
+    recipe: str = "clean",
     lr: float = 1e-3,
     epochs: int = 10,
     batch_size: int = 64,
@@ -336,8 +359,9 @@ def run_mqar(
 
     The training set is ``make_mqar(... num_examples=num_train, seed=data_seed)``, fixed and reused every
     epoch; the test set uses ``seed=test_seed`` (default ``data_seed + TEST_SEED_OFFSET``). The model is
-    built with ``torch.manual_seed(seed)``. Remaining keyword arguments go to ``train`` (``max_steps``,
-    ``target_accuracy``, ``warmup_steps``, ``eval_every``, ...).
+    built with ``torch.manual_seed(seed)``. ``recipe`` (``"clean"`` or ``"official"``) selects both the model's
+    recipe (``LanguageModel``) and the loop's (``train``); ``dropout=None`` is the recipe's default. Remaining
+    keyword arguments go to ``train`` (``max_steps``, ``target_accuracy``, ``warmup_steps``, ``eval_every``, ...).
 
     ``init_std`` defaults to the official 0.02. At CPU budgets it decides whether attention learns: a
     2-layer attention model (d=64) on (c, N, K) = (64, 32, 4) with 4,000 fixed rows, lr 3e-3, batch 64
@@ -354,7 +378,7 @@ def run_mqar(
     data_seconds = time.perf_counter() - t0
     model_config = dict(vocab_size=vocab_size, d_model=d_model, seq_len=seq_len, n_layers=n_layers,
                         mixer=mixer, mixer_kwargs=mixer_kwargs, mlp=mlp, positions=positions,
-                        tie_weights=tie_weights, dropout=dropout, init_std=init_std)
+                        tie_weights=tie_weights, dropout=dropout, init_std=init_std, recipe=recipe)
     record = train(model_config, train_data, test_data, lr=lr, epochs=epochs, batch_size=batch_size,
                    seed=seed, device=device, progress=progress, **train_kwargs)
     record["data_seconds"] = data_seconds

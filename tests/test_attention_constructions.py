@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import all_mqar_sequences
 
+from mqar_theory.bounds import measure_sizes
 from mqar_theory.constructions.attention_h27 import attention_h27
 from mqar_theory.constructions.attention_softmax import attention_softmax
 from mqar_theory.constructions.base import Construction, expected_answers
@@ -117,9 +118,9 @@ def test_dtypes_and_frozen_weights(name):
     assert all(not p.requires_grad for p in model.parameters())
     x = make_mqar(vocab_size=c, seq_len=N, num_kv_pairs=6, num_examples=32, seed=5).inputs
     p32 = model.float().predict(x)
-    assert model.dtype == torch.float32 and model(x).dtype == torch.float32
+    assert model.dtype == torch.float32 and model.final_stream(x).dtype == torch.float32
     model.double()
-    assert model.dtype == torch.float64 and model(x).dtype == torch.float64
+    assert model.dtype == torch.float64 and model.final_stream(x).dtype == torch.float64
     assert all(b.dtype == torch.float64 for b in model.buffers())
     assert torch.equal(model.predict(x), p32)
     assert torch.equal(p32, expected_answers(x, c))
@@ -167,9 +168,10 @@ def test_h27_sizes(c):
     counts = set()
     for N in (4, 16, 64):
         m = attention_h27(c, N)
-        assert m.num_layers == 2 and m.width == 3 * c
-        assert m.num_fixed == 3 * c * c  # the encoding table E; the biases are 3 stored parameters
-        counts.add(m.num_parameters)
+        s = measure_sizes(m, torch.zeros(1, N, dtype=torch.long))
+        assert s["layers"] == len(m.layers) == 2 and s["width"] == m.width == 3 * c
+        assert s["fixed"] == 3 * c * c  # the encoding table E; the biases are 3 stored parameters
+        counts.add(s["params"])
     assert counts == {54 * c * c + 3}
 
 
@@ -179,10 +181,11 @@ def test_softmax_sizes(c):
     counts, widths = set(), set()
     for N in (4, 64, 4096):
         m = attention_softmax(c, N)
-        assert m.num_layers == 2 and m.bits == b
-        assert m.num_fixed == c * (4 * b + 2)  # encoding table; the biases r¹, r² are parameters
-        counts.add(m.num_parameters)
-        widths.add(m.width)
+        s = measure_sizes(m, torch.zeros(1, 4, dtype=torch.long))
+        assert s["layers"] == len(m.layers) == 2 and m.bits == b
+        assert s["fixed"] == c * (4 * b + 2)  # encoding table; the biases r¹, r² are parameters
+        counts.add(s["params"])
+        widths.add(s["width"])
     assert widths == {4 * b + 2} and counts == {32 * b * b + 24 * b + 10}  # independent of N
     assert 4 * math.log2(c) + 2 <= 4 * b + 2 < 4 * math.log2(c) + 6  # O(log c)
 
@@ -200,7 +203,7 @@ def test_softmax_beta_grows_like_log_n():
     assert all(r2 < r1 for r1, r2 in itertools.pairwise(ratios)) and ratios[-1] < 0.75  # -> 1/2
     # the temperature really is in W_Q of layer 2 (bits of the query code scaled by beta)
     model = attention_softmax(8, 1024, margin_nats=m)
-    assert model.W_Q2.abs().max().item() == pytest.approx(2 * model.beta, rel=1e-6)
+    assert model.layers[1].W_Q.abs().max().item() == pytest.approx(2 * model.beta, rel=1e-6)
 
 
 # --- bad arguments -------------------------------------------------------------------------------
@@ -365,6 +368,7 @@ def test_key_after_key_is_outside_the_softmax_guarantee():
 
 
 @builders
-def test_summary(name):
-    s = BUILDERS[name](8, 16).summary()
-    assert s["construction"] == f"attention_{name}" and s["layers"] == 2 and s["N"] == 16
+def test_repr_names_the_program(name):
+    m = BUILDERS[name](8, 16)
+    assert m.name == f"attention_{name}" and len(m.layers) == 2
+    assert repr(m) == f"{type(m).__name__}(c=8, N=16, layers=2, width={m.width})"

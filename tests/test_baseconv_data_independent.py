@@ -8,6 +8,7 @@ import pytest
 import sympy as sp
 import torch
 
+from mqar_theory.bounds import measure_sizes
 from mqar_theory.constructions.base import expected_answers
 from mqar_theory.constructions.baseconv_data_independent import (
     BaseConvDataIndependent,
@@ -16,6 +17,11 @@ from mqar_theory.constructions.baseconv_data_independent import (
 )
 from mqar_theory.data import IGNORE_INDEX, make_mqar
 from mqar_theory.mixers import baseconv, baseconv_direct
+
+
+def SC(model, x):
+    """(B, n, b+1) scores (Y_0 .. Y_{b-1}, M): the shared group of the runner's final stream."""
+    return model.map_final(x, model.scores)
 
 
 def consistent_positions(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -49,7 +55,7 @@ def test_exhaustive_every_consistent_sequence(c, n):
     model = baseconv_data_independent(c, n)
     pred, expected = model.predict(X), expected_answers(X, c)
     assert torch.equal(pred[ok], expected[ok])
-    M = model(X)[..., model.bits]
+    M = SC(model, X)[..., model.bits]
     assert (M[ok] >= 2).any()  # some key has two or more earlier occurrences
 
 
@@ -101,9 +107,9 @@ def test_shorter_inputs_and_prefixes():
         data = make_mqar(vocab_size=32, seq_len=n, num_kv_pairs=max(1, n // 8), num_examples=8, seed=n)
         assert torch.equal(model.predict(data.inputs), expected_answers(data.inputs, 32)), n
     x = torch.randint(0, 32, (6, 64), generator=torch.Generator().manual_seed(0))
-    full = model(x)
+    full = SC(model, x)
     for n in (1, 5, 33, 64):
-        assert torch.equal(model(x[:, :n]), full[:, :n]), n
+        assert torch.equal(SC(model, x[:, :n]), full[:, :n]), n
 
 
 def test_causal():
@@ -111,12 +117,12 @@ def test_causal():
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, c, (8, N), generator=g)
     model = baseconv_data_independent(c, N)
-    scores, pred = model(x), model.predict(x)
+    scores, pred = SC(model, x), model.predict(x)
     for i in (0, 3, 17, 38):
         y = x.clone()
         y[:, i + 1 :] = torch.randint(0, c, (8, N - i - 1), generator=g)
         assert not torch.equal(y, x)
-        assert torch.equal(model(y)[:, : i + 1], scores[:, : i + 1]), i
+        assert torch.equal(SC(model, y)[:, : i + 1], scores[:, : i + 1]), i
         assert torch.equal(model.predict(y)[:, : i + 1], pred[:, : i + 1]), i
 
 
@@ -170,7 +176,7 @@ def test_dense_stack_reproduces_the_scores():
     u = model.encode(x)
     for W, b1, b2, h in model.dense_layers():
         u = baseconv(u, W, b1, b2, h)  # the FFT path of mixers.baseconv
-    torch.testing.assert_close(u[..., : model.slots], model(x), rtol=0, atol=1e-9)
+    torch.testing.assert_close(u[..., : model.slots], SC(model, x), rtol=0, atol=1e-9)
 
 
 def test_general_filter_falls_back_to_the_fft_convolution():
@@ -179,7 +185,7 @@ def test_general_filter_falls_back_to_the_fft_convolution():
     with torch.no_grad():
         layer.h[0, 5] = 0.25  # a second tap on a channel: no longer a pure shift
         layer.h[3, 7] = -1.5
-    W, b1, b2, h = layer.dense(8)
+    W, b1, b2, h = layer.dense()
     assert h[0, 5] == 0.25 and h[3, 7] == -1.5
     u = torch.randn(2, 8, model.width, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(layer(u), baseconv_direct(u, W, b1, b2, h), rtol=0, atol=1e-10)
@@ -207,8 +213,8 @@ def test_intermediate_streams_follow_the_derivation():
     model = baseconv_data_independent(c, N)
     x = torch.randint(0, c, (20, N), generator=torch.Generator().manual_seed(6))
     x[:, 6] = x[:, 2]  # make sure some matches occur
-    streams = model.streams(x)
-    assert len(streams) == model.num_layers + 1
+    streams = model.trace(x)
+    assert len(streams) == len(model.layers) + 1
     b, T = model.bits, model.tree_levels
     after_tree = streams[2 + T]  # output of the last tree level
     value_gate = streams[3 + T]
@@ -220,7 +226,7 @@ def test_intermediate_streams_follow_the_derivation():
             src[:, s - 1 :] = x[:, : N - s + 1]
             a = 2.0 * ((src >> k) & 1).double() - 1
             assert torch.equal(value_gate[..., int(model.ch(s, 1 + k))], m * a), (s, k)
-    torch.testing.assert_close(streams[-1][..., : model.slots], model(x), rtol=0, atol=0)
+    torch.testing.assert_close(streams[-1][..., : model.slots], SC(model, x), rtol=0, atol=0)
     assert torch.count_nonzero(streams[-1][..., model.slots :]) == 0
 
 
@@ -250,10 +256,11 @@ def test_counts_match_the_formula(c, N):
     f = data_independent_counts(c, N)
     b = math.ceil(math.log2(c))
     assert f["bits"] == model.bits == b and 2**b >= c > 2 ** (b - 1)
-    assert model.num_layers == f["layers"] == len(model.layers)
-    assert model.width == f["width"] == N * (b + 1)
-    assert model.num_parameters == f["params"]
-    assert model.num_fixed == f["fixed"]
+    sizes = measure_sizes(model, torch.zeros(1, N, dtype=torch.long))
+    assert sizes["layers"] == f["layers"] == len(model.layers)
+    assert sizes["width"] == model.width == f["width"] == N * (b + 1)
+    assert sizes["params"] == f["params"]
+    assert sizes["fixed"] == f["fixed"] and sizes["index"] == f["index"] and sizes["fixed_mismatch"] == 0
     nnz = sum(layer.W_val.numel() for layer in model.layers)
     assert nnz == f["nnz"] and all(torch.all(layer.W_val != 0) for layer in model.layers)
     assert model.dense_num_parameters == f["dense_params"]
@@ -261,8 +268,6 @@ def test_counts_match_the_formula(c, N):
     assert f["dense_params"] == L * (d * d + 3 * N * d)
     if N <= 16:  # materialise the dense weights and count them
         assert sum(t.numel() for layer in model.dense_layers() for t in layer) == f["dense_params"]
-    s = model.summary()
-    assert s["params"] == f["params"] and s["dense_params"] == f["dense_params"] and s["layers"] == L
 
 
 def test_parameters_grow_like_N_squared_log_c():
@@ -275,13 +280,13 @@ def test_parameters_grow_like_N_squared_log_c():
 def test_layers_are_O_log_log_c_and_independent_of_N():
     for c in (4, 6, 8, 16, 64, 256, 1000, 1024, 4096, 65536):
         b = math.ceil(math.log2(c))
-        layers = {baseconv_data_independent(c, N).num_layers for N in (4, 9, 32)}
+        layers = {len(baseconv_data_independent(c, N).layers) for N in (4, 9, 32)}
         assert len(layers) == 1, c  # independent of N
         L = layers.pop()
         assert L == math.ceil(math.log2(b)) + 4
         assert L <= math.log2(math.log2(c)) + 5  # O(log log c)
         assert L >= math.log2(2 * b)  # Based Thm 3.2's lower bound for binary inputs holds
-    assert baseconv_data_independent(1024, 4).num_layers == 8
+    assert len(baseconv_data_independent(1024, 4).layers) == 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,7 +323,7 @@ def test_interface():
     assert "Thm 4.4" in model.theorem
     assert all(not p.requires_grad for p in model.parameters())
     x = make_mqar(vocab_size=16, seq_len=32, num_kv_pairs=4, num_examples=3, seed=0).inputs
-    assert model(x).shape == (3, 32, model.bits + 1) and model.predict(x).dtype == torch.long
+    assert SC(model, x).shape == (3, 32, model.bits + 1) and model.predict(x).dtype == torch.long
     assert torch.equal(model.predict(x[0]), model.predict(x[:1]))  # (N,) is one sequence
     assert model.predict(x[:, :0]).shape == (3, 0)
     assert model.double().dtype == torch.float64

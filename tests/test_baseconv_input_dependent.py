@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from conftest import all_mqar_sequences
 
+from mqar_theory.bounds import count_tensors, measure_sizes
 from mqar_theory.constructions.base import expected_answers
 from mqar_theory.constructions.baseconv_input_dependent import (
     THRESHOLD,
@@ -85,7 +86,7 @@ def test_shorter_inputs_and_scores_are_exact_one_hots():
     for N in (8, 20, 48):
         data = make_mqar(vocab_size=16, seq_len=N, num_kv_pairs=2, num_examples=40, seed=N)
         check_exact(con, data.inputs, data.labels)
-        scores = con(data.inputs)  # (B, N, c)
+        scores = con.scores(data.inputs)  # (B, N, c)
         want = expected_answers(data.inputs, 16)
         ideal = F.one_hot(want.clamp(min=0), 16).double() * (want >= 0)[..., None]
         assert torch.allclose(scores, ideal, atol=1e-12)
@@ -111,14 +112,14 @@ def test_program_equals_dense_baseconv_layers(mask):
     for row in data.inputs:
         prog = con.program(row)
         layers = prog.dense_layers()
-        assert len(layers) == prog.num_layers == 4 and layers[0].d == prog.width == (2 * prog.t + 1) * c
+        assert len(layers) == len(prog) == 4 and layers[0].d == prog.width == (2 * prog.t + 1) * c
         u = F.one_hot(row, c).double()[None]  # (1, N, c)
         for n in (N, 7):  # a shorter input runs the same layers on the first n rows
             pad = torch.zeros(1, n, prog.width, dtype=torch.float64)
             pad[..., :c] = u[:, :n]
             dense = compose(layers, pad)[..., :c]
             assert torch.allclose(dense, prog.run(u[:, :n]), atol=1e-12)
-        assert torch.allclose(prog.run(u), con(row), atol=0)
+        assert torch.allclose(prog.run(u), con.scores(row), atol=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,13 +131,13 @@ def test_causal_although_filters_are_chosen_from_the_whole_input():
     g = torch.Generator().manual_seed(7)
     data = make_mqar(vocab_size=c, seq_len=N, num_kv_pairs=4, num_examples=12, seed=7)
     x = data.inputs
-    base = con(x)
+    base = con.scores(x)
     for i in [0, 8, 9, 20, 30]:
         y = x.clone()
         y[:, i + 1 :] = torch.randint(0, c, (x.shape[0], N - i - 1), generator=g)
         changed = [con.program(a).distances != con.program(b).distances for a, b in zip(x, y, strict=True)]
         assert any(changed) or i == 30  # the later tokens do change the filter bank ...
-        assert torch.allclose(con(y)[:, : i + 1], base[:, : i + 1], atol=1e-12)  # ... not the past
+        assert torch.allclose(con.scores(y)[:, : i + 1], base[:, : i + 1], atol=1e-12)  # ... not the past
         assert torch.equal(con.predict(y)[:, : i + 1], con.predict(x)[:, : i + 1])
 
 
@@ -165,7 +166,7 @@ def test_breaks_when_the_shift_set_misses_a_needed_distance():
     pred = torch.where(scores.max(-1).values > THRESHOLD, scores.argmax(-1), -1)
     assert pred.tolist() == [[-1, -1, -1, -1, 6, -1, -1, -1]]  # the query of key 1 goes unanswered
     scores = con.program(x, distances=[1, 2, 3, 5, 6, 7]).run(u)  # a superset stays exact
-    assert torch.allclose(scores, con(x), atol=1e-12)
+    assert torch.allclose(scores, con.scores(x), atol=1e-12)
     with pytest.raises(ValueError, match="max_distances=1: this input needs 2"):
         build(8, 8, max_distances=1).predict(x)
 
@@ -183,7 +184,7 @@ def test_erratum_unmasked_query_rows_break_it():
     assert want.tolist() == [[-1, -1, 5, -1, 5, -1, 5, -1]]
     masked, printed = build(8, 8), build(8, 8, mask_query_rows=False)
     assert torch.equal(masked.predict(x), want)
-    s = printed(x)[0]  # unmasked, a query also matches the earlier repeats of its key
+    s = printed.scores(x)[0]  # unmasked, a query also matches the earlier repeats of its key
     assert torch.allclose(s[4, [5, 6]], torch.tensor([1.0, 1.0], dtype=torch.float64))  # a tie
     assert torch.allclose(s[6, [5, 6]], torch.tensor([1.0, 2.0], dtype=torch.float64))  # 6 outvotes 5
     assert printed.predict(x)[0, 6] == 6
@@ -214,23 +215,24 @@ def test_interaction_distances_and_first_occurrences():
 # ---------------------------------------------------------------------------------------------
 def test_sizes_follow_t_N_c():
     con = build(16, 32, max_distances=5)
-    assert con.max_distances == 5 and con.num_layers == 4 and con.width == 11 * 16
-    assert con.num_parameters == sum(p.numel() for p in con.parameters()) == 8 * 16  # what it stores
+    assert con.max_distances == 5 and len(con.layers) == 4 and con.width == 11 * 16
+    assert count_tensors(con)["params"] == sum(p.numel() for p in con.parameters()) == 8 * 16  # what it stores
     data = make_mqar(vocab_size=16, seq_len=32, num_kv_pairs=4, num_examples=5, seed=1)
     for row in data.inputs:
         prog = con.program(row)
-        assert prog.num_parameters == con.parameter_count(prog.t) == (
+        sizes = measure_sizes(con, row)
+        want = BaseConvInputDependent.closed_form(16, 32, prog.t)
+        assert sizes["params"] == want["params"] == (
             prog.h_key.numel() + prog.h_value.numel() + prog.row_mask.numel() + 8 * 16)
+        assert sizes["layers"] == len(prog) == 4 and sizes["width"] == want["width"] == prog.width
         assert prog.h_key.shape == prog.h_value.shape == (prog.t, 32, 16)
-        assert prog.stored_numbers == 2 * prog.t * 32 + 32 + 8 * 16  # impulses (t, N, 1) expanded over c
+        assert sizes["params_stored"] == 2 * prog.t * 32 + 32 + 8 * 16  # impulses (t, N, 1) expanded over c
     # Thm 4.5's count 2tNc + N + 8c <= 4.25·tNc for every t >= 1 and c, N >= 4 (bounds.claims)
     for c, N, t in itertools.product([4, 64, 1024], [8, 256, 4096], [1, 7, 4095]):
         if t < N:
-            ratio = BaseConvInputDependent(c, N, max_distances=t).parameter_count(t) / (t * N * c)
+            ratio = BaseConvInputDependent.closed_form(c, N, t)["params"] / (t * N * c)
             assert 2 < ratio <= 4.25 and (ratio < 2.2 or min(c, N) < 64)
     assert build(8, 16).max_distances == 15  # default: every distance 1 .. N-1
-    s = con.summary()
-    assert s["params"] == con.num_parameters and s["max_distances"] == 5 and s["layers"] == 4
 
 
 def test_float32_margins(capsys):
@@ -249,7 +251,7 @@ def test_float32_margins(capsys):
 
 def test_moves_with_dtype():
     con = baseconv_input_dependent(8, 8)
-    assert con.dtype == torch.float32 and con(torch.tensor([1, 5, 1, 0])).dtype == torch.float32
+    assert con.dtype == torch.float32 and con.scores(torch.tensor([1, 5, 1, 0])).dtype == torch.float32
     con = con.double()
     prog = con.program(torch.tensor([1, 5, 1, 0]))
     assert prog.h_key.dtype == prog.row_mask.dtype == torch.float64

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import all_mqar_sequences
 
+from mqar_theory.bounds import measure_sizes
 from mqar_theory.constructions.base import expected_answers
 from mqar_theory.constructions.baseconv_data_independent import data_independent_counts
 from mqar_theory.constructions.baseconv_sorting import (
@@ -71,7 +72,7 @@ def test_long_sequence_largest_k():
     model = baseconv_sorting(1024, 1024)
     pred = model.predict(data.inputs)
     assert torch.equal(pred, expected_answers(data.inputs, 1024))
-    assert model.num_layers == 962 and model.width == 145
+    assert len(model.layers) == 962 and model.width == 145
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def test_float32_exact_with_margin(model8):
     big = baseconv_sorting(512, 256, dtype=torch.float32)
     assert torch.equal(big.predict(data.inputs), expected_answers(data.inputs, 512))
     assert big.margin(data.inputs).min().item() == 0.5
-    s64 = model8(X)
+    s64 = model8.map_final(X, model8.scores)
     assert torch.equal(s64, s64.round()) and set(s64.unique().tolist()) <= {0.0, 1.0}
 
 
@@ -124,8 +125,8 @@ def test_float32_exact_with_margin(model8):
 def test_each_layer_is_eq1_on_dense_weights():
     model = baseconv_sorting(6, 7)  # N' = 8
     X = torch.tensor([[1, 4, 2, 5, 1, 0, 2], [2, 3, 2, 0, 2, 1, 1], [0, 0, 1, 5, 1, 4, 1]])
-    streams = model.streams(X)
-    assert len(streams) == model.num_layers + 1
+    streams = model.trace(X)
+    assert len(streams) == len(model.layers) + 1
     for i, (W, b1, b2, h, cyclic) in enumerate(model.dense_layers()):
         u = streams[i]  # (B, N', d)
         fast = baseconv(u, W, b1, b2, h, cyclic=cyclic)
@@ -176,7 +177,7 @@ def test_sort_one_orders_rows_by_token_then_position(model8):
     successor token: the derivation's invariant after sort 1."""
     X = torch.tensor([[3, 5, 1, 6, 3, 0, 1, 3], [2, 7, 2, 7, 2, 0, 0, 1]])
     idx = [layer.name for layer in model8.layers].index("look back")
-    v = model8.streams(X)[idx]  # (B, N', d)
+    v = model8.trace(X)[idx]  # (B, N', d)
 
     def bits(groups):
         val = sum((v[..., g.X] + v[..., g.Lo] + v[..., g.Hi]) * 2**j for j, g in enumerate(groups))
@@ -201,16 +202,16 @@ def test_counts_match_the_built_model(c, N):
     k = sorting_counts(c, N)
     b, P = math.ceil(math.log2(c)), math.ceil(math.log2(N))
     S = P * (P + 1) // 2
-    assert k["layers"] == model.num_layers == S * (math.ceil(math.log2(b + P)) + math.ceil(math.log2(P)) + 8) \
-        + math.ceil(math.log2(b)) + 2 * P + 3
-    assert k["width"] == model.width == 8 * b + 6 * P + 5
+    sizes = measure_sizes(model, torch.zeros(1, N, dtype=torch.long))
+    assert k["layers"] == sizes["layers"] == len(model.layers)
+    T1, T2, Tb = math.ceil(math.log2(b + P)), math.ceil(math.log2(P)), math.ceil(math.log2(b))
+    assert k["layers"] == S * (T1 + T2 + 8) + Tb + 2 * P + 3
+    assert k["width"] == sizes["width"] == model.width == 8 * b + 6 * P + 5
     assert k["nnz_W"] == sum(layer.W_val.numel() for layer in model.layers)
     assert k["nnz_h"] == sum(layer.h_val.numel() for layer in model.layers)
-    assert k["params"] == model.num_parameters
-    assert k["fixed"] == model.num_fixed
-    assert k["dense_params"] == model.dense_num_parameters
-    s = model.summary()
-    assert s["params"] == k["params"] and s["layers"] == k["layers"] and s["padded_len"] == 2**P
+    assert k["params"] == sizes["params"]
+    assert k["fixed"] == sizes["fixed"] and k["index"] == sizes["index"] and sizes["fixed_mismatch"] == 0
+    assert k["dense_params"] == model.dense_num_parameters and model.padded_len == 2**P
 
 
 def test_params_are_n_log_c_polylog_while_all_distances_grows_like_n():

@@ -11,7 +11,8 @@ import sympy as sp
 import torch
 
 from mqar_theory import bounds as B
-from mqar_theory.constructions.base import Construction, expected_answers, frozen, mixer_layer
+from mqar_theory.constructions.attention_h27 import h27_parameter_count
+from mqar_theory.constructions.base import Construction, MixerLayer, expected_answers, frozen
 from mqar_theory.data import MQARConfig
 from mqar_theory.mixers import baseconv
 
@@ -54,7 +55,7 @@ def test_bound_record_rejects_bad_fields():
 def test_display_writes_logs_base_2():
     assert B.BOUNDS["based-thm3.2-layers"].display == "log(2*log(c))"
     assert B.BOUNDS["thm4.4-params"].display == "N*log(c)*log(N*c)**2"
-    assert "log = log2" in str(B.BOUNDS["di-layers"])
+    assert "log = log2" in str(B.get_bound("di-layers"))
 
 
 def test_bound_values_at_named_points():
@@ -242,19 +243,19 @@ def test_library_primitives_have_the_gate_algebra():
 
 
 def test_h27_parameter_count_from_layer_shapes():
-    assert sp.simplify(B.h27_parameter_count() - 54 * B.c**2) == 0
+    assert sp.simplify(h27_parameter_count() - 54 * B.c**2) == 0
     # Prop 4.3's O(c^2) then holds with the constant 54, whatever N is
     for cc in (4, 64, 1024):
-        count = int(B.h27_parameter_count().subs(B.c, cc))
+        count = int(h27_parameter_count().subs(B.c, cc))
         assert count / B.BOUNDS["prop4.3-params"].evaluate(c=cc) == 54
 
 
 # ----------------------------------------------------------------------------------------------
 # measure / check on fake constructions
 # ----------------------------------------------------------------------------------------------
-@mixer_layer(lambda u: u.shape[-1])
-def _fake_layer(u):
-    return u
+class _Id(MixerLayer):
+    def forward(self, u):
+        return u
 
 
 class Fake(Construction):
@@ -268,13 +269,21 @@ class Fake(Construction):
         n = {"c2": vocab_size**2, "Nc": seq_len * vocab_size}[params_like]
         self.table = frozen(torch.zeros(n))
         self.register_buffer("codes", torch.zeros(vocab_size))
-        self.num_layers, self.width, self.broken, self.scale = layers, 3 * vocab_size, broken, scale
+        self.layers = torch.nn.ModuleList(_Id() for _ in range(layers))
+        self.broken, self.scale = broken, scale
 
-    def predict(self, tokens):
+    @classmethod
+    def fixed_tables(cls, c, N):
+        return {"codes": torch.zeros(c)}
+
+    def encode(self, tokens):  # not position-wise (a fake): channel 0 carries the oracle's answer
         x = self.check_tokens(tokens)
-        for _ in range(self.num_layers):  # the traced layers measure() counts
-            _fake_layer(torch.zeros(1, 1, self.width))
-        ans = expected_answers(x, self.vocab_size).to(x.device)
+        u = torch.zeros(*x.shape, 3 * self.vocab_size, dtype=self.dtype, device=x.device)
+        u[..., 0] = expected_answers(x, self.vocab_size).to(x.device).to(u.dtype)
+        return u
+
+    def decode(self, stream):
+        ans = stream[..., 0].round().long()
         return torch.full_like(ans, -1) if self.broken else ans
 
     def margin(self, tokens):
@@ -362,8 +371,8 @@ def test_default_bounds_follow_the_construction_name():
     df = B.measure(H27Named, SMALL[:2], num_instances=2, device="cpu")
     assert {"ratio:prop4.3-params", "ratio:prop4.3-layers", "ratio:prop4.3-width"} <= set(df.columns)
     assert not any("thm4.4" in col for col in df.columns)
-    assert B.bounds_for("baseconv_input_dependent") and all(
-        "baseconv_input_dependent" in b.applies_to for b in B.bounds_for("baseconv_input_dependent"))
+    assert {b.id for b in B.bounds_for("baseconv_input_dependent")} == {"thm4.5-params", "thm4.5-layers",
+                                                                       "based-rem3.3-layers"}
 
 
 @pytest.mark.parametrize(
@@ -398,9 +407,10 @@ def test_measure_rejects_bad_arguments():
 def test_interaction_distances():
     # keys 1, 2 (c = 8: keys [1, 4)), values 5, 6; queries: key 2 at distance 4, key 1 at distance 6
     x = torch.tensor([[1, 5, 2, 6, 0, 0, 2, 1], [1, 5, 2, 6, 1, 0, 2, 0]])
-    assert B.interaction_distances(x, 8).tolist() == [2, 1]
+    assert B.num_interaction_distances(x, 8).tolist() == [2, 1]
+    assert B.interaction_distances(x, 8) == [4, 7]  # the union over rows
     # values and filler never count as queries
-    assert B.interaction_distances(torch.tensor([[1, 5, 0, 5, 0, 0]]), 8).tolist() == [0]
+    assert B.num_interaction_distances(torch.tensor([[1, 5, 0, 5, 0, 0]]), 8).tolist() == [0]
 
 
 def test_growth_slopes_fits_each_variable_at_fixed_others():
@@ -475,28 +485,37 @@ def test_data_independent_baseconv_misses_thm_4_4_params_but_meets_its_own_count
 # CLAIMS, EXPECTED_FAILURES and verify()
 # ----------------------------------------------------------------------------------------------
 def test_claims_cover_every_construction_and_every_measurable_bound():
-    from mqar_theory.constructions import BUILDERS
+    from mqar_theory.constructions import BUILDERS, CONSTRUCTIONS
 
-    assert set(B.CLAIMS) == NAMES == set(BUILDERS) == set(B.SMOKE_GRID.grids)
-    assert set(B.EXPECTED_FAILURES) <= NAMES
+    assert set(CONSTRUCTIONS) == NAMES == set(BUILDERS) == set(B.SMOKE_GRID.grids)
     for name in NAMES:
-        claimed = [bid for bid, _ in B.CLAIMS[name]]
-        failing = [bid for bid, _, _ in B.EXPECTED_FAILURES.get(name, [])]
-        assert len(set(claimed)) == len(claimed) and not set(claimed) & set(failing), name
-        for bid in claimed + failing:  # each entry is a registry bound that names this construction
-            assert name in B.get_bound(bid).applies_to, (name, bid)
-        # every measurable bound the registry attaches to the construction is claimed, declared
-        # failing, or (a lower bound) tabulated as context: nothing in BOUNDS goes unreported
-        context = set(B.CONTEXT.get(name, []))
-        measurable = {b.id for b in B.bounds_for(name) if b.quantity in B.MEASURED}
-        assert measurable == set(claimed) | set(failing) | context, name
-        assert all(B.get_bound(bid).kind == "lower" for bid in context)
-    for entries in B.EXPECTED_FAILURES.values():
-        for bid, const, phrase in entries:
-            assert const > 0 and phrase in ("grows", "holds at no grid point"), bid
+        claims = B.claims_of(name)
+        ids = [k.bound for k in claims]
+        assert len(set(ids)) == len(ids), name  # one record per bound
+        for k in claims:
+            assert k.construction == name and B.get_bound(k.bound)
+            if k.expect == "context":
+                assert B.get_bound(k.bound).kind == "lower", (name, k.bound)
+            if k.expect == "fails":
+                assert k.const > 0 and k.phrase in ("grows", "holds at no grid point"), k.bound
+        # a construction's own bounds are all claimed; the package's bounds name no construction
+        assert {b.id for b in CONSTRUCTIONS[name].own_bounds} <= set(ids), name
+    assert not set(B.BOUNDS) & {b.id for cls in CONSTRUCTIONS.values() for b in cls.own_bounds}
     assert B.claim_const("attention_h27", "prop4.3-params") == 55
     with pytest.raises(ValueError, match="bound_id='thm4.4-params': not a claim of 'attention_h27'"):
         B.claim_const("attention_h27", "thm4.4-params")
+    with pytest.raises(ValueError, match="expect="):
+        B.Claim("prop4.3-params", expect="maybe", const=1, basis="proved")
+
+
+def test_bounds_package_names_no_construction():
+    import pathlib
+
+    import mqar_theory.bounds as pkg
+
+    for name in NAMES:
+        for f in pathlib.Path(pkg.__file__).parent.glob("*.py"):
+            assert name not in f.read_text(), (f.name, name)
 
 
 def test_the_sorting_construction_is_under_every_data_independent_bound():
@@ -507,6 +526,13 @@ def test_the_sorting_construction_is_under_every_data_independent_bound():
             "based-combined-layers", "sort-width", "sort-layers"} == names
     assert {b.id for b in B.bounds_for("baseconv_data_independent")} & names >= {
         "thm4.4-params", "based-thm3.2-layers", "based-thm3.4-layers", "based-combined-layers"}
+
+
+def _claims(monkeypatch, name, claims):
+    """Replace the claims the construction ``name`` declares (restored after the test)."""
+    from mqar_theory.constructions import CONSTRUCTIONS
+
+    monkeypatch.setattr(CONSTRUCTIONS[name], "claims", tuple(claims))
 
 
 @pytest.fixture(scope="module")
@@ -522,12 +548,12 @@ def test_verify_on_the_smoke_grid_checks_every_claim(smoke):
         assert (df["accuracy"] == 1.0).all() and (df["label_accuracy"] == 1.0).all(), name
         assert len(df) == len(B.SMOKE_GRID.grids[name]) and (df["instances"] == 4).all()
         rows = report[report.construction == name]
-        claimed = [bid for bid, _ in B.CLAIMS[name]]
-        # one row per claim, per expected failure, per context lower bound, and the measured sizes
-        assert rows.bound.tolist() == ["measured = closed-form sizes", *claimed,
-                                       *[bid for bid, _, _ in B.EXPECTED_FAILURES.get(name, [])],
-                                       *B.CONTEXT.get(name, [])]
-        assert (rows[rows.bound.isin(B.CONTEXT.get(name, []))].basis == "context").all()
+        claimed = [k.bound for k in B.claims_of(name, "holds")]
+        context = [k.bound for k in B.claims_of(name, "context")]
+        # one row per claim record, after the measured sizes and the locality check
+        assert rows.bound.tolist() == ["measured = closed-form sizes", "encode / decode position-wise",
+                                       *[k.bound for k in B.claims_of(name)]]
+        assert (rows[rows.bound.isin(context)].basis == "context").all()
         assert (rows[rows.bound.isin(claimed)].status == "holds").all(), name
         assert (rows[rows.bound.isin(claimed)].rows > 0).all(), name
     by = report.set_index(["construction", "bound"])
@@ -541,7 +567,8 @@ def test_verify_on_the_smoke_grid_checks_every_claim(smoke):
 
 
 def test_verify_names_the_failing_construction_and_bound(monkeypatch):
-    monkeypatch.setitem(B.CLAIMS, "attention_h27", [("prop4.3-params", 54), ("prop4.3-width", 1)])
+    _claims(monkeypatch, "attention_h27", [B.Claim("prop4.3-params", const=54, basis="proved"),
+                                           B.Claim("prop4.3-width", const=1, basis="proved")])
     with pytest.raises(B.ClaimFailed, match=r"attention_h27 / prop4\.3-params: FAILED: .*exceeds 54") as e:
         B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
     assert isinstance(e.value, AssertionError)
@@ -552,11 +579,11 @@ def test_verify_names_the_failing_construction_and_bound(monkeypatch):
 
 def test_an_expected_failure_must_fail_and_for_its_reason(monkeypatch):
     # passing where a failure is expected is an error
-    monkeypatch.setitem(B.EXPECTED_FAILURES, "attention_h27", [("prop4.3-params", 55, "grows")])
+    _claims(monkeypatch, "attention_h27", [B.Claim("prop4.3-params", "fails", 55, phrase="grows")])
     with pytest.raises(B.ClaimFailed, match=r"attention_h27 / prop4\.3-params: UNEXPECTED PASS"):
         B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
     # failing for another reason (the constant, not growth) is an error too
-    monkeypatch.setitem(B.EXPECTED_FAILURES, "attention_h27", [("prop4.3-params", 54, "grows")])
+    _claims(monkeypatch, "attention_h27", [B.Claim("prop4.3-params", "fails", 54, phrase="grows")])
     with pytest.raises(B.ClaimFailed, match=r"FAILED \(expected 'grows'\): .*exceeds 54"):
         B.verify("cpu", smoke=True, constructions=["attention_h27"], num_instances=1)
 
@@ -637,10 +664,10 @@ def test_check_bounds_command_prints_the_report(capsys):
     assert main(["check-bounds", "--smoke", "--device", "cpu", "--max-n", "32", "--instances", "2"]) == 0
     out = capsys.readouterr().out
     assert "5 constructions" in out and "fails as expected (grows)" in out
+    assert max(len(line) for line in out.splitlines()) <= 120  # the table fits in 120 columns
     from mqar_theory.circuits import check_claims
 
-    n_checks = sum(len(B.CLAIMS[n]) + len(B.EXPECTED_FAILURES.get(n, [])) + len(B.CONTEXT.get(n, [])) + 1
-                   for n in NAMES) + len(check_claims(smoke=True))  # Thm 4.2's rows (circuits/*)
+    n_checks = sum(len(B.claims_of(n)) + 2 for n in NAMES) + len(check_claims(smoke=True))  # + circuits/*
     assert f"all {n_checks} checks ok" in out and "circuits/levels" in out
     assert main(["check-bounds", "--smoke", "--device", "cpu", "--max-n", "2"]) == 2
     assert "max_N=2" in capsys.readouterr().err
@@ -649,10 +676,10 @@ def test_check_bounds_command_prints_the_report(capsys):
 def test_check_bounds_command_exits_1_naming_the_failed_claim(monkeypatch, capsys):
     from mqar_theory.cli import main
 
-    monkeypatch.setitem(B.CLAIMS, "attention_softmax", [("softmax-width", 4)])  # width/log2 c reaches 4.5
+    _claims(monkeypatch, "attention_softmax", [B.Claim("softmax-width", const=4, basis="proved")])  # reaches 4.5
     assert main(["check-bounds", "--smoke", "--device", "cpu", "--only", "attention_softmax"]) == 1
     captured = capsys.readouterr()
-    assert "attention_softmax / softmax-width: FAILED" in captured.err and "False" in captured.out
+    assert "attention_softmax / softmax-width: FAILED" in captured.err and " NO" in captured.out
 
 
 def test_check_bounds_runs_as_a_module():
@@ -753,7 +780,7 @@ def test_every_profile_meets_the_claims_in_closed_form(prof):
         dry = B.closed_form_table(name, grid).assign(accuracy=1.0, label_accuracy=1.0)
         rows = pd.DataFrame(B._verify_construction(name, dry, torch.float64))
         assert rows["ok"].all(), rows[~rows["ok"]][["bound", "status", "message"]].to_string()
-        claimed = [bid for bid, _ in B.CLAIMS[name]]
+        claimed = [k.bound for k in B.claims_of(name, "holds")]
         assert (rows[rows.bound.isin(claimed)].status == "holds").all(), (prof.name, name)
     # on the GPU grid too, the sorting network's depth ratio to log2²(Nc) grows (slope > 0.1 in N)
     dry = B.closed_form_table("baseconv_sorting", B.GPU_GRID.grids["baseconv_sorting"])

@@ -11,11 +11,14 @@ from mqar_theory.circuits import (
     circuit_of,
     compile_to_baseconv,
     converse_sizes,
+    make_layer,
     predicted_sizes,
     random_circuit,
 )
 from mqar_theory.circuits.claims import COLUMNS, measure_converse
-from mqar_theory.mixers import BaseConv
+from mqar_theory.circuits.stack import as_layer
+from mqar_theory.constructions.layers import SparseBaseConv
+from mqar_theory.mixers import BaseConv, baseconv_direct
 
 F64 = torch.float64
 
@@ -88,7 +91,7 @@ def test_compiled_stack_equals_circuit_and_its_formulas(layout, N, d, s, depth, 
         pytest.skip("sequential: 2 layers per gate of width N·d + s; covered at smaller s")
     c = random_circuit(N, d, s, depth, seed=seed, num_outputs=min(4, s, N * d))
     stack = compile_to_baseconv(c, layout)
-    assert isinstance(stack, BaseConvStack) and all(isinstance(m, BaseConv) for m in stack.layers)
+    assert isinstance(stack, BaseConvStack) and all(type(m) is SparseBaseConv for m in stack.layers)
     u = _u(N, d, seed=seed)
     with torch.no_grad():
         y = stack.evaluate(u)
@@ -101,7 +104,8 @@ def test_compiled_stack_equals_circuit_and_its_formulas(layout, N, d, s, depth, 
     assert stack.num_layers == pred["num_layers"] and stack.width == pred["width"]
     assert stack.seq_len == pred["seq_len"]
     assert stack.num_parameters == pred["num_parameters"]
-    assert stack.num_parameters == sum(p.numel() for p in stack.parameters())
+    assert stack.num_parameters == sum(t.numel() for m in stack.layers for t in m.dense())
+    assert stack.num_parameters == sum(m.num_dense_parameters for m in stack.layers)
     dp = max(c.depth, 1)
     if layout == "levels":
         assert stack.num_layers == 2 * dp and stack.width <= max(N * d, c.width) <= N * d + s
@@ -151,9 +155,7 @@ def _later_input_circuit():
 def _causal_copy(stack):
     layers = []
     for m in stack.layers:
-        c = BaseConv(m.d_model, m.seq_len, kernel_size=m.kernel_size, cyclic=False).double()
-        c.load_state_dict(m.state_dict())
-        layers.append(c)
+        layers.append(make_layer(*m.dense(), cyclic=False))
     return BaseConvStack(layers, stack.num_rows, stack.num_cols, read_in="pad", out_index=stack.out_index)
 
 
@@ -174,6 +176,7 @@ def test_causal_stack_cannot_simulate_a_circuit_reading_a_later_input():
             for m in layers:
                 for p in m.parameters():
                     p.copy_(torch.randn(p.shape, generator=gen, dtype=F64))
+            layers = [as_layer(m) for m in layers]
             candidates.append(BaseConvStack(layers, 2, 1, read_in="pad", out_index=stack.out_index))
         for cand in candidates:
             assert torch.equal(cand.evaluate(u), cand.evaluate(u2))
@@ -238,3 +241,72 @@ def test_check_claims_smoke_report():
 def test_measure_converse_matches_formulas():
     df = measure_converse(shapes=((3, 2, None, 1),))
     assert (df["size"] == df["pred_size"]).all() and (df["max_abs_error"] <= 1e-12).all()
+
+
+def _dense_forward(layer, x):
+    W, b1, b2, h = layer.dense()
+    return baseconv_direct(x, W, b1, b2, h, cyclic=layer.cyclic)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_stack_layers_are_the_one_sparse_layer_and_their_dense_form_is_their_forward(layout):
+    c = random_circuit(3, 2, 40, 5, seed=7, num_outputs=4)
+    stack = compile_to_baseconv(c, layout)
+    gen = torch.Generator().manual_seed(1)
+    x = stack.read(_u(3, 2, seed=2))  # (B, N', D)
+    for k, layer in enumerate(stack.layers):
+        assert type(layer) is SparseBaseConv
+        W, b1, b2, h = layer.dense()
+        assert W.dtype == F64 and W.shape == (stack.width, stack.width)
+        assert b1.shape == b2.shape == (stack.seq_len, stack.width) and h.shape == (layer.filter_len, stack.width)
+        r = torch.randn(x.shape, generator=gen, dtype=F64)  # a generic state, not only the reachable one
+        with torch.no_grad():
+            for v in (x, r):
+                y, ref = layer(v), _dense_forward(layer, v)
+                assert (y - ref).abs().max() <= 1e-12 * (1 + ref.abs().max()), (layout, k)
+            x = layer(x)
+    # the dense forms, run by mixers.baseconv one after the other, are the stack
+    y, u = stack.read(_u(3, 2, seed=3)), _u(3, 2, seed=3)
+    for W, b1, b2, h, cyclic in stack.dense_layers():
+        y = baseconv_direct(y, W, b1, b2, h, cyclic=cyclic)
+    with torch.no_grad():
+        assert _rel_err(stack.write(y), stack.evaluate(u)) <= 1e-12
+
+
+def test_make_layer_stores_a_dense_layer_losslessly():
+    gen = torch.Generator().manual_seed(0)
+    n, D = 5, 3
+    W, b1, b2 = (torch.randn(*s, generator=gen, dtype=F64) for s in ((D, D), (n, D), (n, D)))
+    W[0, 1] = 0.0
+    b1[:, 2] = 0.25  # a column constant over positions (stored as a row), the others position-dependent
+    b2[:, 0] = -1.0
+    for L in (1, 2, n):
+        h = torch.randn(L, D, generator=gen, dtype=F64)
+        h[0, 1] = 0.0
+        for cyclic in (False, True):
+            layer = make_layer(W, b1, b2, h, cyclic=cyclic)
+            assert isinstance(layer, SparseBaseConv) and layer.filter_len == L and layer.cyclic == cyclic
+            assert layer.W_val.numel() == D * D - 1 and layer.b1_chan.tolist() == [0, 1]
+            assert layer.b2_chan.tolist() == [1, 2]
+            for got, want in zip(layer.dense(), (W, b1, b2, h), strict=True):
+                assert torch.equal(got, want)
+            assert layer.num_dense_parameters == D * D + 2 * n * D + L * D
+            u = torch.randn(4, n, D, generator=gen, dtype=F64)
+            ref = baseconv_direct(u, W, b1, b2, h, cyclic=cyclic)
+            assert (layer(u) - ref).abs().max() <= 1e-12 * (1 + ref.abs().max())
+            if not cyclic:  # causal: a shorter input uses the first rows
+                assert (layer(u[:, :3]) - ref[:, :3]).abs().max() <= 1e-12 * (1 + ref.abs().max())
+
+
+def test_stack_parts_reject_bad_layers():
+    eye, z = torch.eye(2, dtype=F64), torch.zeros(3, 2, dtype=F64)
+    with pytest.raises(ValueError, match="W, b1, b2, h"):
+        make_layer(eye, z, z, torch.zeros(4, 2, dtype=F64))  # L = 4 > N' = 3
+    with pytest.raises(ValueError, match="W, b1, b2, h"):
+        make_layer(eye, z, torch.zeros(3, 3, dtype=F64), z)
+    with pytest.raises(ValueError, match=r"layers\[0\]: must be a constructions.layers.SparseBaseConv"):
+        BaseConvStack([BaseConv(2, 3).double()], 3, 2)
+    with pytest.raises(ValueError, match=r"layers\[1\]: inner shape"):
+        BaseConvStack([make_layer(eye, z, z, z), make_layer(eye, z[:2], z[:2], z[:2])], 2, 2)
+    with pytest.raises(ValueError, match=r"stack\[0\]"):
+        circuit_of(["not a layer"])

@@ -126,3 +126,45 @@ def test_console_script_and_help_answer_without_heavy_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "mqar-theory" in out.stdout and "check-bounds" in out.stdout
+
+
+TINY_TRAIN = ["train", "--epochs", "2", "--num-train", "256", "--num-test", "64", "--vocab-size", "64", "--seq-len",
+              "32", "--device", "cpu"]
+
+
+def test_train_shows_progress_lines_on_stderr_and_keeps_stdout_json(capsys, monkeypatch):
+    import mqar_theory.cli as cli
+
+    monkeypatch.setattr(cli, "PROGRESS_LINE_SECONDS", 0.0)  # every redraw tqdm makes becomes a line
+    assert main(TINY_TRAIN) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)  # stdout is the record alone
+    assert out["steps"] == 8
+    lines = captured.err.splitlines()
+    assert "\r" not in captured.err, "a log gets whole lines, not carriage-return redraws"
+    assert len(lines) >= 2 and all(ln.startswith("train:") for ln in lines), lines
+    assert "0/8" in lines[0] and "8/8" in lines[-1] and "test_acc=" in lines[-1]
+
+
+def test_train_progress_lines_are_throttled_and_other_text_passes(capsys, monkeypatch):
+    import mqar_theory.cli as cli
+
+    monkeypatch.setattr(cli, "PROGRESS_LINE_SECONDS", 3600.0)
+    assert main(TINY_TRAIN) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and "0/8" in lines[0] and "8/8" in lines[1], lines  # the first state and the last
+    sink = cli._ProgressLines(sys.stderr)
+    sink.write("a warning\n")
+    sink.write("printed")
+    sink.write("\n")
+    assert capsys.readouterr().err == "a warning\nprinted\n"
+
+
+def test_train_progress_on_a_terminal_is_a_tqdm_bar_and_can_be_turned_off(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(TINY_TRAIN) == 0
+    captured = capsys.readouterr()
+    assert "\r" in captured.err and "8/8" in captured.err and json.loads(captured.out)["steps"] == 8
+    assert main([*TINY_TRAIN, "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["steps"] == 8

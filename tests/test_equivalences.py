@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mqar_theory.circuits import BaseConvStack, TaylorLinearAttention, blowup, to_baseconv_stack
-from mqar_theory.mixers import MIXERS, BaseConv
+from mqar_theory.constructions.layers import SparseBaseConv
+from mqar_theory.mixers import MIXERS, baseconv
 
 F64 = torch.float64
 
@@ -28,7 +29,7 @@ CASES = [("hyena", 4, 12, {"filter_order": 8}), ("hyena", 3, 20, {"filter_order"
 def test_stack_equals_the_layer_in_float64(name, d, N, kw):
     m = _mixer(name, d, N, seed=d * 100 + N, **kw)
     stack = to_baseconv_stack(m)
-    assert isinstance(stack, BaseConvStack) and all(type(layer) is BaseConv for layer in stack.layers)
+    assert isinstance(stack, BaseConvStack) and all(type(layer) is SparseBaseConv for layer in stack.layers)
     assert all(not layer.cyclic for layer in stack.layers)
     u = torch.randn(3, N, d, dtype=F64)
     with torch.no_grad():
@@ -40,6 +41,12 @@ def test_stack_equals_the_layer_in_float64(name, d, N, kw):
         for layer in stack.layers:
             inner = layer(inner)
         assert (inner[..., :d] - m(u[:, :n])).abs().max() <= 1e-12 * (1 + ref.abs().max())
+        # each layer's dense form, through mixers.baseconv, is the layer
+        x = stack.read(u)
+        for layer in stack.layers:
+            W, b1, b2, h = layer.dense()
+            y_dense, x = baseconv(x, W, b1, b2, h, cyclic=layer.cyclic), layer(x)
+            assert (y_dense - x).abs().max() <= 1e-12 * (1 + x.abs().max())
 
 
 def test_taylor_linear_attention_matches_its_quadratic_reference():

@@ -1,5 +1,6 @@
-"""`make kernel` installs the named kernel "mqar_theory" (this environment's python) that `make lab` uses, and
-`make lab` passes LAB_FLAGS (e.g. --allow-root, needed as root in a container) to JupyterLab."""
+"""`make kernel` installs the named kernel "mqar_theory" (this environment's python) that `make lab` uses,
+`make lab` passes LAB_FLAGS (e.g. --allow-root, needed as root in a container) to JupyterLab, and loads the
+project's Jupyter config, whose pre-save hook keeps every saved notebook under notebooks/ in its committed form."""
 
 import json
 import os
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from mqar_theory import notebooks as notebooks_module
+from mqar_theory.notebooks import KERNELSPEC, check_structure, strip_before_save
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = str(Path(sys.executable).parent)
@@ -42,3 +46,69 @@ def test_make_kernel_installs_a_kernelspec_jupyter_finds(tmp_path):
                          capture_output=True, text=True, check=True, timeout=120).stdout
     specs = json.loads(out)["kernelspecs"]
     assert Path(specs["mqar_theory"]["resource_dir"]).resolve() == spec_file.parent.resolve()
+
+
+def _notebook_with_outputs():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("SMOKE = False\nDEVICE = 'cpu'\nSEED = 0")
+    params.metadata["tags"] = ["parameters"]
+    cell = nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider()", execution_count=3)
+    cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "IntSlider(value=0)"}, execution_count=3),
+                    nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+    cell.metadata.update(scrolled=True, execution={"iopub.status.busy": "2026-01-01"}, jupyter={"outputs_hidden": True})
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), params, cell]
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
+    return nb
+
+
+def test_the_pre_save_hook_strips_notebooks_under_notebooks_only(tmp_path):
+    nb = _notebook_with_outputs()
+    model = {"type": "notebook", "content": nb}
+
+    class Manager:
+        root_dir = str(notebooks_module.NOTEBOOK_DIR)
+
+    strip_before_save(model, "scratch.ipynb", Manager())  # nothing is written: the hook only edits the model
+    cells = model["content"]["cells"]
+    assert cells[2]["outputs"] == [] and cells[2]["execution_count"] is None
+    assert cells[2]["metadata"] == {} and cells[1]["metadata"] == {"tags": ["parameters"]}
+    assert model["content"]["metadata"] == {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+
+    elsewhere = {"type": "notebook", "content": _notebook_with_outputs()}
+    Manager.root_dir = str(tmp_path)
+    strip_before_save(elsewhere, "scratch.ipynb", Manager())  # not under notebooks/: left alone
+    assert elsewhere["content"]["cells"][2]["outputs"]
+    strip_before_save({"type": "file", "content": "x"}, "notes.txt", Manager())  # other files: untouched
+
+
+@pytest.mark.filterwarnings("ignore:Overriding existing pre_save_hook")  # jupyter_server warns at the first set too
+def test_a_jupyter_save_through_the_project_config_writes_the_committed_form(tmp_path, monkeypatch):
+    """The real contents manager with the hook from .jupyter/jupyter_server_config.py: saving a notebook full of
+    outputs writes exactly the committed form, which check_structure accepts (so `git status` stays clean)."""
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("jupyter_server_config.py", path=str(ROOT / ".jupyter")).load_config()
+    hook = config.ContentsManager.pre_save_hook
+    assert hook is strip_before_save
+    monkeypatch.setattr(notebooks_module, "NOTEBOOK_DIR", tmp_path / "notebooks")
+    (tmp_path / "notebooks").mkdir()
+    manager = FileContentsManager(root_dir=str(tmp_path), config=config)
+    assert manager.pre_save_hook is strip_before_save
+    nb = _notebook_with_outputs()
+    manager.save({"type": "notebook", "format": "json", "content": nb}, "notebooks/01_x.ipynb")
+    saved = tmp_path / "notebooks" / "01_x.ipynb"
+    assert check_structure(saved) == []
+    assert '"outputs": []' in saved.read_text() and "hello" not in saved.read_text()
+    manager.save({"type": "notebook", "format": "json", "content": _notebook_with_outputs()}, "other.ipynb")
+    assert "hello" in (tmp_path / "other.ipynb").read_text()  # outside notebooks/: saved as it is
+
+
+def test_make_lab_loads_the_project_jupyter_config():
+    plan = _make("-n", "lab").stdout
+    assert f'JUPYTER_CONFIG_PATH="{ROOT / ".jupyter"}' in plan
+    assert (ROOT / ".jupyter" / "jupyter_server_config.py").is_file()

@@ -1,4 +1,5 @@
-"""plotting: savefig writes deterministic bytes, figure_dir keeps smoke output out of figures/, and a figure
+"""plotting: savefig writes deterministic bytes, figure_dir keeps smoke and interactive output out of figures/
+(only a run under make figures, $MQAR_PUBLISH=1, publishes there), and a figure
 renders to the same bytes in another process, with other thread counts and another font-cache order."""
 
 import os
@@ -13,7 +14,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from mqar_theory.plotting import REPO_ROOT, SMOKE_DIR, figure_dir, savefig  # noqa: E402
+from mqar_theory.plotting import (  # noqa: E402
+    INTERACTIVE_DIR,
+    PUBLISH_ENV,
+    REPO_ROOT,
+    SMOKE_DIR,
+    figure_dir,
+    publish_dir,
+    publishing,
+    savefig,
+)
 
 
 def test_savefig_writes_png_and_pdf_with_identical_bytes_each_time(tmp_path):
@@ -34,10 +44,34 @@ def test_savefig_writes_png_and_pdf_with_identical_bytes_each_time(tmp_path):
 
 def test_smoke_figures_never_go_to_figures(tmp_path, monkeypatch):
     monkeypatch.delenv("MQAR_FIG_DIR", raising=False)
+    monkeypatch.setenv(PUBLISH_ENV, "1")  # even under make figures
     assert figure_dir(None, smoke=True) == SMOKE_DIR / "figures"
     assert figure_dir("", smoke=True) == SMOKE_DIR / "figures"
-    assert figure_dir(None, smoke=False) == REPO_ROOT / "figures"
     assert figure_dir(tmp_path, smoke=True) == tmp_path  # asked for explicitly
+    assert publish_dir(smoke=True) == SMOKE_DIR
+
+
+@pytest.mark.parametrize("value", [None, "", "0", "true"])
+def test_only_make_figures_publishes_into_figures(monkeypatch, value):
+    """An interactive run (JupyterLab: no $MQAR_PUBLISH="1") writes under build/interactive, never figures/."""
+    monkeypatch.delenv("MQAR_FIG_DIR", raising=False)
+    if value is None:
+        monkeypatch.delenv(PUBLISH_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PUBLISH_ENV, value)
+    assert not publishing()
+    assert publish_dir() == INTERACTIVE_DIR == REPO_ROOT / "build" / "interactive"
+    assert figure_dir(None, smoke=False) == figure_dir("", smoke=False) == INTERACTIVE_DIR / "figures"
+    monkeypatch.setenv(PUBLISH_ENV, "1")  # what run_notebook sets for a non-smoke run (make figures)
+    assert publishing() and publish_dir() == REPO_ROOT
+    assert figure_dir(None, smoke=False) == REPO_ROOT / "figures"
+
+
+def test_mqar_fig_dir_overrides_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("MQAR_FIG_DIR", str(tmp_path))
+    monkeypatch.delenv(PUBLISH_ENV, raising=False)
+    assert figure_dir(None, smoke=False) == tmp_path
+    assert figure_dir(None, smoke=True) == SMOKE_DIR / "figures"  # smoke output stays under build/
 
 
 # Draws the query-gap figure of notebook 01 (the one that once differed on a fresh clone). With SYSTEM_FONTS_FIRST

@@ -306,3 +306,21 @@ def test_sympy_shifts_and_block_add(s):
 def test_builders_reject_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_params_are_the_dense_form_of_the_one_sparse_layer(u):
+    from mqar_theory.constructions.layers import SparseBaseConv
+
+    prims = [P.identity(D_, N_), P.shift_down(D_, N_, 3), P.shift_up(D_, N_, 2), *P.block_add(D_, N_, 3),
+             P.multiply_gate(D_, N_, 0, 1, keep=True), P.add_gate(D_, N_, 1, 2, 3), P.constant_gate(D_, N_, 2.5, 1),
+             P.feature_shift([0, 1, 2, 3], N_, cyclic=True), P.convolution(torch.ones(3, D_), N_)]
+    for p in prims:
+        layer = p.to_layer()
+        assert type(layer) is SparseBaseConv and layer.cyclic == p.cyclic and layer.filter_len == p.h.shape[0]
+        back = P.BaseConvParams.from_layer(layer)
+        for name in ("W", "b1", "b2", "h"):
+            exact(getattr(back, name), getattr(p, name))
+        assert back.cyclic == p.cyclic and layer.num_dense_parameters == p.num_parameters
+        close(layer(u), p(u))
+    with pytest.raises(ValueError, match="layer: must be a SparseBaseConv"):
+        P.BaseConvParams.from_layer(P.identity(D_, N_))

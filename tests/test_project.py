@@ -13,7 +13,7 @@ def test_environment_yml_parses_and_matches_the_pip_install():
     deps = env["dependencies"]
     assert "python=3.11" in deps and "pip" in deps
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    assert "-e .[notebooks,dev]" in pip and "-c constraints.txt" in pip
+    assert "-e .[notebooks,dev]" in pip and "-c constraints.txt" in pip and "-r requirements.lock" in pip
 
 
 def test_torch_is_pinned_only_through_constraints():
@@ -22,11 +22,43 @@ def test_torch_is_pinned_only_through_constraints():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert "torch>=2.3" in deps
     make = (ROOT / "Makefile").read_text()
-    assert "-c constraints.txt -e '.[notebooks,dev]'" in make
+    assert "-c constraints.txt -r requirements.lock" in make and "--no-deps -e ." in make
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, sep, version = line.partition("==")
+            assert sep and version and " " not in version, f"not an exact pin: {line!r}"
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_the_lock_pins_every_dependency_and_the_cpu_torch():
+    """requirements.lock (make lock: pip-compile of pyproject's extras notebooks and dev, with constraints.txt)
+    pins the whole environment; torch is 2.13.0 without a local label (constraints.txt picks the CPU build) and no
+    CUDA wheel is in it."""
+    import re
+
+    pins = _lock()
+    assert pins["torch"] == "2.13.0"
+    assert not [n for n in pins if n.startswith(("nvidia-", "triton", "cuda-"))]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["notebooks"],
+              *project["optional-dependencies"]["dev"]]
+    names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in wanted}
+    assert names - set(pins) == set(), "pyproject dependencies missing from requirements.lock: run `make lock`"
+    assert {"matplotlib", "numpy", "pillow", "seaborn", "fonttools", "selenium", "setuptools"} <= set(pins)
+    header = (ROOT / "requirements.lock").read_text()
+    assert "--extra=dev --extra=notebooks" in header and "--constraint=constraints.txt" in header
+    assert "\nlock:" in (ROOT / "Makefile").read_text()
 
 
 def test_ci_runs_the_readme_test_command():
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    assert "apt-get install" in ci and "chromium chromium-driver" in ci  # the browser test's browser, when missing
     readme = (ROOT / "README.md").read_text()
     assert "make figures" in readme and "make test" in readme
 

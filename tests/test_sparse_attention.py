@@ -181,3 +181,18 @@ def test_full_attention_hybrid_trains():
                    num_train=64, num_test=32, mixer_kwargs=[{"kernel_size": 3}, {}], epochs=1, batch_size=16,
                    device="cpu", progress=False)
     assert rec["steps"] == 4
+
+
+@pytest.mark.parametrize("k", [2, 5, 64])
+def test_eq3_literally_matches_naive_reference(k):
+    """repeats="all" (eq. (3) read literally) against the loop reference, at budgets below and above the
+    number of candidates; it selects a superset of the first-repeat rule's rows when the budget is not binding."""
+    m = randomised("programmatic", k=k, repeats="all")
+    tokens, u = token_input(n=20)
+    y, ref = m(u, tokens=tokens), m.forward_reference(u, tokens=tokens)
+    assert torch.allclose(y, ref, atol=1e-10, rtol=1e-10)
+    sel = m.selected(u, tokens)
+    assert torch.all(sel.sum(1) <= k) and torch.all(y[~sel] == 0)
+    if k == 64:
+        first = randomised("programmatic", k=k).selected(u, tokens)
+        assert torch.all(sel | ~first) and bool((sel & ~first).any())

@@ -376,7 +376,7 @@ def test_load_results_of_an_empty_directory(tmp_path):
 
 
 # --- the shipped specs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["figure2_smoke", "figure2_cpu", "figure2_paper"])
+@pytest.mark.parametrize("name", ["figure2_smoke", "figure2_cpu", "figure2_cpu_v1", "figure2_paper"])
 def test_shipped_specs_are_valid(name):
     from mqar_theory.mixers import MIXERS
 
@@ -398,8 +398,26 @@ def test_paper_spec_is_the_papers_grid():
     tasks = [(t["seq_len"], t["num_kv_pairs"], t["batch_size"]) for t in axes["task"]]
     assert tasks == [(64, 4, 512), (128, 8, 512), (256, 16, 256), (512, 64, 128)]
     assert axes["d_model"] == [64, 128, 256, 512] and axes["lr"] == {"logspace": [-4, -2, 4]}
-    figure2 = {"attention", "baseconv", "hyena", "h3", "rwkv", "long_conv", "based", "mamba", "sliding_window"}
+    figure2 = {"attention", "baseconv", "hyena", "h3", "rwkv", "long_conv", "mamba", "sliding_window"}
     assert figure2 <= {m["mixer"] for m in raw["models"].values() if isinstance(m["mixer"], str)}
+    assert raw["models"]["based"]["mixer"] == ["baseconv", "based"]  # the official per-layer hybrid
+    assert raw["base"]["recipe"] == "official"
+    spec = load_spec("figure2_paper")
+    head, iclr = spec.model_sets["head"], spec.model_sets["iclr"]
+    assert all(spec.models[m]["n_layers"] == 2 for m in head)  # HEAD depth: two layers for every model
+    assert spec.models["attention"]["n_layers"] == 2 and all(
+        spec.models[m]["n_layers"] == 4 for m in iclr if m != "attention")  # ICLR-era: four for non-attention
+
+
+def test_cpu_profile_sweeps_three_lrs_and_two_seeds_with_the_official_recipe():
+    spec = load_spec("figure2_cpu")
+    assert spec.model_set in spec.model_sets and spec.base["recipe"] == "official"
+    lrs = spec.axes["lr"]
+    assert len(lrs) >= 3 and max(lrs) / min(lrs) >= 10 and len(spec.axes["seed"]) >= 2
+    assert {"attention", "baseconv", "hyena", "h3", "rwkv"} <= {spec.models[m]["mixer"] for m in
+                                                               spec.model_sets[spec.model_set]}
+    smoke = load_spec("figure2_smoke")
+    assert smoke.base["recipe"] == "official" and len(smoke.axes["lr"]) >= 2 and len(smoke.axes["seed"]) >= 2
 
 
 def test_early_stopping_does_not_split_a_cell_over_lr(tmp_path):
@@ -413,3 +431,42 @@ def test_early_stopping_does_not_split_a_cell_over_lr(tmp_path):
     assert list(df["epochs"]) == [8, 8] and sorted(df["epochs_trained"]) == [5.0, 8.0]
     best = select_best(df)
     assert len(best) == 1 and best["lr"].iloc[0] == 3e-3 and best["test_accuracy"].iloc[0] == 0.99
+
+
+def _rows(entries):
+    """A load_results-like table from (model, mixer, seq_len, d_model, lr, seed, accuracy) tuples."""
+    import pandas as pd
+
+    return pd.DataFrame([dict(model=m, mixer=x, seq_len=n, num_kv_pairs=n // 16, d_model=d, lr=lr, seed=s,
+                              test_accuracy=a, status="ok") for m, x, n, d, lr, s, a in entries])
+
+
+def test_lr_table_threshold_table_and_reference_failures_by_hand():
+    from mqar_theory.sweep import lr_table, reference_failures, seed_spread, threshold_table
+
+    rows = []
+    for s, accs in ((0, {32: 0.5, 64: 0.95, 128: 0.99}), (1, {32: 0.4, 64: 0.6, 128: 0.92})):
+        for d, a in accs.items():
+            rows += [("baseconv", "baseconv", 32, d, 1e-3, s, a), ("baseconv", "baseconv", 32, d, 3e-3, s, a - 0.1)]
+    for s in (0, 1):
+        for d in (32, 64, 128):
+            rows += [("attention", "attention", 32, d, 1e-3, s, 1.0 if d < 128 else 0.5),
+                     ("attention", "attention", 32, d, 3e-3, s, 0.999 if d < 128 else 0.6 + 0.1 * s)]
+    df = _rows(rows)
+    by_lr = lr_table(df)
+    assert len(by_lr) == 2 * 3 * 2 and set(by_lr["n_seeds"]) == {2}
+    one = by_lr[(by_lr["model"] == "baseconv") & (by_lr["d_model"] == 64) & (by_lr["lr"] == 1e-3)].iloc[0]
+    assert (one["mean"], one["min"], one["max"]) == pytest.approx((0.775, 0.6, 0.95))
+    best = select_best(df)
+    t = threshold_table(best).iloc[0]  # seed 0 reaches 0.9 at d=64, seed 1 at d=128; the mean curve at 128
+    assert (t["model"], t["threshold"], t["threshold_min"], t["threshold_max"], t["seeds_solved"]) == (
+        "baseconv", 128.0, 64.0, 128.0, 2)
+    spread = seed_spread(best)
+    assert spread.set_index(["model", "d_model"]).loc[("attention", 128), "max"] == pytest.approx(0.7)
+    fail = reference_failures(best)
+    assert list(zip(fail["seq_len"], fail["d_model"])) == [(32, 128)]
+    assert fail["mean"].iloc[0] == pytest.approx(0.65) and fail["best_lr"].iloc[0] == "0.003/0.003"
+    with pytest.raises(ValueError, match="reference"):
+        reference_failures(best, reference="mamba")
+    with pytest.raises(ValueError, match="solved"):
+        threshold_table(best, solved=0)

@@ -1,6 +1,7 @@
 """mqar_theory.sweep.gap: the Figure 2 (bottom row) and Sec. 5 hybrid claims on synthetic ``select_best``
 tables where each claim holds, fails, and cannot be evaluated; the selection rule read from mixer_kwargs;
-the quoted Table 2; the hybrids figure."""
+the claims judged per budget k (the quoted Table 2 and the hybrids figure: ``test_table2.py``,
+``test_hybrids.py``)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import math
 import pandas as pd
 import pytest
 
-from mqar_theory.sweep import (
-    ZOOLOGY_TABLE2,
+from mqar_theory.sweep.gap import (
+    autocorrelation_gain,
+    claim_verdicts,
     hybrid_claims,
     hybrid_summary,
     input_dependence_claims,
     selection_rule,
-    zoology_table2,
 )
 
 
@@ -80,18 +81,21 @@ def test_input_dependence_bad_input():
 
 
 # --- Sec. 5 hybrids ------------------------------------------------------------------------------------------
-KW = {"attention": None, "baseconv": [{"kernel_size": 3}, {"kernel_size": -1}],
-      "hybrid_attention": [{"kernel_size": 3}, {}],
-      **{f"sparse_{r}": [{"kernel_size": 3}, {"selection": r, "k": 16}] for r in ("programmatic", "learned", "random")}}
+SP = ["baseconv", "sparse_attention"]
+MODELS = {"attention": ("attention", None), "baseconv": ("baseconv", [{"kernel_size": 3}, {"kernel_size": -1}]),
+          "hybrid_attention": (["baseconv", "attention"], [{"kernel_size": 3}, {}]),
+          **{f"sparse_{r}": (SP, [{"kernel_size": 3}, {"selection": r, "k": 16}])
+             for r in ("programmatic", "learned", "random")}}
 FLOPS = {"attention": 6000.0, "baseconv": 2000.0, "hybrid_attention": 3500.0, "sparse_programmatic": 2100.0,
          "sparse_learned": 2150.0, "sparse_random": 2100.0}
 
 
 def hybrids(acc_at: dict) -> pd.DataFrame:
-    """acc_at: {seq_len: {model: accuracy}}; mixer_kwargs stored as load_results does (JSON, NaN for none)."""
+    """acc_at: {seq_len: {model: accuracy}}; mixer and mixer_kwargs stored as load_results does (JSON, NaN)."""
     acc = {(m, n, 32): a for n, by in acc_at.items() for m, a in by.items()}
-    kw = {m: (json.dumps(v, sort_keys=True) if v is not None else math.nan) for m, v in KW.items()}
-    return table(acc, mixer_kwargs=kw, flops_per_token=FLOPS)
+    mixer = {m: (json.dumps(v[0]) if isinstance(v[0], list) else v[0]) for m, v in MODELS.items()}
+    kw = {m: (json.dumps(v[1], sort_keys=True) if v[1] is not None else math.nan) for m, v in MODELS.items()}
+    return table(acc, mixer=mixer, mixer_kwargs=kw, flops_per_token=FLOPS)
 
 
 GOOD = {"attention": 1.0, "baseconv": 0.2, "hybrid_attention": 1.0, "sparse_programmatic": 0.96,
@@ -113,7 +117,10 @@ def test_selection_rule():
 def test_hybrid_summary_values():
     s = hybrid_summary(hybrids({64: GOOD, 128: dict(GOOD, attention=0.3)})).set_index(["seq_len", "model"])
     assert s.loc[(64, "sparse_learned"), "selection"] == "learned"
-    assert s.loc[(64, "attention"), "selection"] == "-" and s.loc[(64, "hybrid_attention"), "selection"] == "-"
+    assert s.loc[(64, "sparse_learned"), "rule"] == "learned" and s.loc[(64, "sparse_learned"), "k"] == 16
+    assert s.loc[(64, "sparse_programmatic"), "rule"] == "programmatic/first"
+    assert s.loc[(64, "attention"), "rule"] == "attention" and s.loc[(64, "hybrid_attention"), "rule"] == "full"
+    assert s.loc[(64, "baseconv"), "rule"] == "-" and math.isnan(s.loc[(64, "baseconv"), "k"])
     assert s.loc[(64, "sparse_random"), "mixer_flops_per_token"] == 2100.0
     assert s.loc[(64, "sparse_programmatic"), "gap"] == pytest.approx(0.8)
     assert s.loc[(64, "sparse_programmatic"), "gap_closed"] == pytest.approx(0.76 / 0.8)
@@ -126,24 +133,31 @@ def test_hybrid_summary_values():
         hybrid_summary(hybrids({64: GOOD}), min_gap=0)
 
 
+def test_hybrid_summary_is_per_width():
+    best = pd.concat([hybrids({64: GOOD}), hybrids({64: dict(GOOD, attention=0.3)}).assign(d_model=64)])
+    s = hybrid_summary(best).set_index(["d_model", "model"])
+    assert s.loc[(32, "sparse_learned"), "gap"] == pytest.approx(0.8)
+    assert math.isnan(s.loc[(64, "sparse_learned"), "gap_closed"])  # gap 0.1 at d = 64
+
+
 def claims_of(acc_at, **kw):
-    return hybrid_claims(hybrid_summary(hybrids(acc_at)), **kw).set_index(["id", "seq_len"])
+    return hybrid_claims(hybrid_summary(hybrids(acc_at)), **kw).set_index(["id", "seq_len", "model"])
 
 
 def test_hybrid_claims_hold():
     c = claims_of({64: GOOD})
     assert len(c) == 3 and all(h is True for h in c["holds"])
-    assert c.loc[("learned_closes_gap", 64), "models"] == ["sparse_learned"]
-    assert "sparse_learned 0.875" in c.loc[("learned_closes_gap", 64), "detail"]
+    row = c.loc[("learned_closes_gap", 64, "sparse_learned")]
+    assert row["k"] == 16 and row["rule"] == "learned" and "closed 0.875" in row["detail"]
 
 
 def test_hybrid_claims_fail():
     c = claims_of({64: dict(GOOD, sparse_learned=0.5, sparse_random=0.9)})
-    assert c.loc[("programmatic_closes_gap", 64), "holds"] is True
-    assert c.loc[("learned_closes_gap", 64), "holds"] is False
-    assert c.loc[("random_does_not_close_gap", 64), "holds"] is False
+    assert c.loc[("programmatic_closes_gap", 64, "sparse_programmatic"), "holds"] is True
+    assert c.loc[("learned_closes_gap", 64, "sparse_learned"), "holds"] is False
+    assert c.loc[("random_does_not_close_gap", 64, "sparse_random"), "holds"] is False
     # "most" is the threshold: 0.875 of the gap is not >= 0.9
-    assert claims_of({64: GOOD}, most=0.9).loc[("learned_closes_gap", 64), "holds"] is False
+    assert claims_of({64: GOOD}, most=0.9).loc[("learned_closes_gap", 64, "sparse_learned"), "holds"] is False
     with pytest.raises(ValueError, match=r"most=2"):
         claims_of({64: GOOD}, most=2)
 
@@ -151,36 +165,33 @@ def test_hybrid_claims_fail():
 def test_hybrid_claims_not_evaluable():
     c = claims_of({64: GOOD, 128: dict(GOOD, attention=0.3)})
     assert all(h is None for h in c.xs(128, level="seq_len")["holds"])
-    assert "below min_gap" in c.loc[("learned_closes_gap", 128), "detail"]
+    assert "below min_gap" in c.loc[("learned_closes_gap", 128, "sparse_learned"), "detail"]
     assert all(h is True for h in c.xs(64, level="seq_len")["holds"])
     no_base = claims_of({64: {m: a for m, a in GOOD.items() if m != "baseconv"}})
-    assert all(h is None for h in no_base["holds"])
+    assert all(h is None for h in no_base["holds"]) and "a model is missing" in no_base["detail"].iloc[0]
     no_random = claims_of({64: {m: a for m, a in GOOD.items() if m != "sparse_random"}})
-    assert no_random.loc[("random_does_not_close_gap", 64), "holds"] is None
-    assert no_random.loc[("programmatic_closes_gap", 64), "holds"] is True
+    assert "random_does_not_close_gap" not in no_random.index.get_level_values("id")
 
 
-def test_hybrid_claims_need_every_model_of_a_rule():
+def test_every_budget_is_judged_on_its_own():
     best = hybrids({64: GOOD})
-    extra = best[best["model"] == "sparse_learned"].assign(model="sparse_learned_k4", test_accuracy=0.4)
-    s = hybrid_summary(pd.concat([best, extra], ignore_index=True))
-    c = hybrid_claims(s).set_index(["id", "seq_len"])
-    assert c.loc[("learned_closes_gap", 64), "models"] == ["sparse_learned", "sparse_learned_k4"]
-    assert c.loc[("learned_closes_gap", 64), "holds"] is False
+    extra = best[best["model"] == "sparse_learned"].assign(
+        model="sparse_learned_k4", test_accuracy=0.4,
+        mixer_kwargs=json.dumps([{"kernel_size": 3}, {"k": 4, "selection": "learned"}]))
+    c = hybrid_claims(hybrid_summary(pd.concat([best, extra], ignore_index=True)))
+    v = claim_verdicts(c).set_index(["id", "rule"])
+    assert v.loc[("learned_closes_gap", "learned"), "k_holds"] == [16]
+    assert v.loc[("learned_closes_gap", "learned"), "k_fails"] == [4]
+    assert v.loc[("random_does_not_close_gap", "random"), "k_holds"] == [16]
 
 
-def test_zoology_table2_is_quoted_verbatim():
-    t = zoology_table2()
-    assert t.loc["Attention", "ppl overall"] == 9.44 and t.loc["Attention", "FLOPs / note"] == "6.23 TFLOPs"
-    assert t.loc["BaseConv + 3 programmatic-selection layers", "ppl AR hits"] == 2.35
-    assert len(t) == len(ZOOLOGY_TABLE2) == 4
-
-
-def test_plot_hybrids():
-    from mqar_theory.sweep.figures import plot_hybrids
-
-    s = hybrid_summary(hybrids({64: GOOD, 128: GOOD}))
-    fig = plot_hybrids(s, models=list(GOOD), title="t")
-    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == len(GOOD)
-    with pytest.raises(ValueError, match="summary: missing column"):
-        plot_hybrids(s.drop(columns="accuracy"))
+def test_autocorrelation_gain():
+    best = input_dependent(0.99)
+    extra = best[best["model"] == "baseconv_autocorrelation"].assign(model="baseconv_autocorrelation_top4",
+                                                                     test_accuracy=0.3)
+    g = autocorrelation_gain(pd.concat([best, extra], ignore_index=True)).set_index(["model", "seq_len"])
+    row = g.loc[("baseconv_autocorrelation", 64)]
+    assert row["gain_per_width"] == pytest.approx({16: -0.1, 32: 0.2, 64: 0.2 - 0.95})
+    assert row["max_gain"] == pytest.approx(0.2)
+    assert g.loc[("baseconv_autocorrelation_top4", 128), "max_gain"] == pytest.approx(0.0)
+    assert "baseconv" not in g.index.get_level_values("model")

@@ -4,19 +4,20 @@ Every claim of Zoology (arXiv 2312.04927) and of Based (Arora et al. 2024, "Simp
 language models balance the recall-throughput tradeoff", arXiv 2402.18668, §3.2) about what it costs
 to solve MQAR is one ``Bound``: a sympy expression in the symbols ``N`` (sequence length), ``c``
 (vocabulary size), ``t`` (distinct interaction distances), ``d`` (model width), ``p`` (p-hot
-encoding) and ``eps``, tagged with its theorem number, whether it is an upper or a lower bound, and
-which quantity it bounds (``params``, ``layers``, ``width`` or ``state_bits``). ``BOUNDS`` is the
-registry; ``measure`` instantiates a construction over a grid and tabulates its sizes **measured from
-the module** (``sizes.measure_sizes``: stored tensors counted, layers and width traced in a forward
-pass; the docstrings' closed forms beside them), the bounds' values and their ratios, and its
-accuracy on fresh ``make_mqar`` instances; ``check`` turns one column of that table into an
-assertion. ``CLAIM_SPECS`` / ``CLAIMS`` list, per construction, the (bound, constant) pairs that must
-hold, each constant proved or fitted (with its derivation or fit range); ``EXPECTED_FAILURES`` those
-that must fail (and why); ``CONTEXT`` the lower bounds tabulated beside the measured depths. ``verify``
-measures every construction over a profile's grid (``CPU_GRID``, ``GPU_GRID``, ``SMOKE_GRID``, or a
-user grid ``vocab_sizes`` × ``seq_lens``) and runs them all, returning the tables and a tidy report.
-Notebook 02 and ``python -m mqar_theory.cli check-bounds`` both call it. Another module adds its own
-with ``register_bound``, ``register_claim`` and ``register_construction``.
+encoding), ``eps``, and for Thm 4.2 ``s`` (circuit size) and ``Delta`` (depth), tagged with its theorem
+number, whether it is an upper or a lower bound, and which quantity it bounds (``params``, ``layers``,
+``width`` or ``state_bits``). ``BOUNDS`` holds the paper's theorems; a construction's own facts are
+``Bound``s in its own file. This package names no construction: each construction's file declares its
+closed-form sizes, its ``Claim``s (bound, constant, proved or fitted, ``expect`` = holds | fails |
+context), its grids and its plot style, and ``bounds`` reads them through ``constructions.CONSTRUCTIONS``.
+
+``measure`` instantiates a construction over a grid and tabulates its sizes **measured from the module**
+(``sizes.measure_sizes``: every stored number counted, layers and width recorded by the one runner; the
+closed forms beside them), the bounds' values and their ratios, and its accuracy on fresh ``make_mqar``
+instances (answers computed by the runner); ``check`` turns one column of that table into an assertion.
+``verify`` measures every construction over a profile's grid (``CPU_GRID``, ``GPU_GRID``, ``SMOKE_GRID``, or
+a user grid ``vocab_sizes`` × ``seq_lens``) and runs every claim, returning the tables and a tidy report.
+Notebook 02 and ``python -m mqar_theory.cli check-bounds`` both call it.
 
 How the asymptotic notation is read (our decisions):
 
@@ -35,54 +36,53 @@ How the asymptotic notation is read (our decisions):
   theorem's hypothesis holds (``Bound.condition``; rows where it fails are reported, not checked).
   Bounds stated with an explicit constant (Based Thm 3.2, Remark 3.3) are checked with const = 1.
 
-Which bound concerns which construction is ``Bound.applies_to`` (construction name -> extra symbol
-values, e.g. p = 1 for the one-hot input of ``baseconv_input_dependent``). ``measure`` sets N and c
-from the grid point, d to the measured stream width (also in the hypotheses d < N of Based Thm 3.4),
-and t to the distinct interaction distances its instances need, measured from the tokens. A lower bound lists a
-construction only when it is of the model class the theorem speaks about (data-independent or
-input-dependent BaseConv); whether its hypothesis on the encoding holds is decided per row.
+``measure`` sets N and c from the grid point, d to the measured stream width (also in the hypotheses d < N
+of Based Thm 3.4), t to the distinct interaction distances its instances need, measured from the tokens
+(``distances.interaction_distances``, the one definition), and the symbol values a claim fixes (p = 1 for
+a one-hot input).
 
-Layout: ``bound`` (the symbols and the ``Bound`` record), ``registry`` (``BOUNDS``), ``claims``
-(``CLAIM_SPECS``, ``CLAIMS``, ``EXPECTED_FAILURES``, ``CONTEXT``, closed-form sizes), ``sizes``
-(measured sizes), ``grids`` (profiles), ``measurement`` (``measure``), ``checking`` (``check``),
-``verification`` (``verify``). Import from this package:
-every public name is re-exported here.
+Layout: ``bound`` (the symbols and the ``Bound`` record), ``registry`` (``BOUNDS``, Thm 4.2 included),
+``claims`` (the ``Claim`` record, ``claims_of``, closed-form sizes), ``distances`` (Thm 4.5's t),
+``sizes`` (measured sizes), ``grids`` (profiles), ``measurement`` (``measure``), ``checking`` (``check``),
+``verification`` (``verify``), ``tables`` (``constructions_markdown``). Import from this package: every
+public name is re-exported here.
 """
 
 from .bound import MEASURED as MEASURED
-from .bound import POLYLOG_POWER, Bound, N, c, d, eps, log2, p, t
+from .bound import POLYLOG_POWER, Bound, Delta, N, c, d, eps, log2, p, s, t
 from .bound import QUANTITIES as QUANTITIES
 from .bound import SYMBOLS as SYMBOLS
-from .checking import check, growth_slopes
+from .checking import check, growth_slopes  # noqa: E402,I001
 from .claims import (
-    CLAIM_SPECS,
-    CLAIMS,
-    CONTEXT,
-    EXPECTED_FAILURES,
+    EXPECTS,
     FIT_RANGE,
     Claim,
+    all_claims,
     check_sizes,
     claim_const,
     claim_spec,
+    claims_of,
     closed_form_sizes,
-    register_claim,
 )
+from .distances import interaction_distances, num_interaction_distances
 from .grids import CPU_GRID, GPU_GRID, SMOKE_GRID, Profile, default_K, grid_points, profile, user_profile
 from .measurement import GRID_KEYS as GRID_KEYS
-from .measurement import closed_form_table, interaction_distances, measure
-from .registry import BOUNDS, bounds_for, get_bound, h27_parameter_count, register_bound
-from .sizes import count_tensors, measure_sizes, trace
+from .measurement import closed_form_table, measure
+from .registry import BOUNDS, all_bounds, bounds_for, get_bound, register_bound
+from .sizes import count_tensors, measure_sizes, position_wise_violations, stored_tensors, trace
+from .tables import REFERENCE_SIZE, constructions_markdown, format_report  # noqa: I001
 from .verification import REPORT_COLUMNS, ClaimFailed, register_construction, verify
 from .verification import _verify_construction as _verify_construction  # used by tests/test_bounds.py
 
 __all__ = [
-    "N", "c", "t", "d", "p", "eps",
-    "log2", "POLYLOG_POWER", "Bound", "BOUNDS", "get_bound", "bounds_for",
-    "h27_parameter_count", "interaction_distances",
+    "N", "c", "t", "d", "p", "eps", "s", "Delta",
+    "log2", "POLYLOG_POWER", "Bound", "BOUNDS", "all_bounds", "get_bound", "bounds_for", "register_bound",
+    "interaction_distances", "num_interaction_distances",
     "measure", "check", "growth_slopes",
-    "Profile", "CPU_GRID", "GPU_GRID", "SMOKE_GRID", "profile", "grid_points", "default_K",
-    "CLAIMS", "EXPECTED_FAILURES", "ClaimFailed", "claim_const", "closed_form_sizes", "check_sizes",
-    "Claim", "CLAIM_SPECS", "CONTEXT", "FIT_RANGE", "claim_spec", "register_claim", "register_bound",
-    "user_profile", "count_tensors", "measure_sizes", "trace", "register_construction",
-    "REPORT_COLUMNS", "verify", "closed_form_table",
+    "Profile", "CPU_GRID", "GPU_GRID", "SMOKE_GRID", "profile", "grid_points", "default_K", "user_profile",
+    "Claim", "EXPECTS", "FIT_RANGE", "claims_of", "all_claims", "claim_spec", "claim_const",
+    "closed_form_sizes", "check_sizes",
+    "count_tensors", "stored_tensors", "measure_sizes", "trace", "position_wise_violations",
+    "register_construction", "REPORT_COLUMNS", "ClaimFailed", "verify", "closed_form_table",
+    "constructions_markdown", "format_report", "REFERENCE_SIZE",
 ]

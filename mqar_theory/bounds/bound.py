@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-__all__ = ["N", "c", "t", "d", "p", "eps", "SYMBOLS", "QUANTITIES", "MEASURED", "POLYLOG_POWER", "log2",
-           "Bound"]
+__all__ = ["N", "c", "t", "d", "p", "eps", "s", "Delta", "SYMBOLS", "QUANTITIES", "MEASURED", "POLYLOG_POWER",
+           "log2", "Bound"]
 
 N, c, t, d, p = sp.symbols("N c t d p", positive=True)
 eps = sp.Symbol("eps", positive=True)
-SYMBOLS = {"N": N, "c": c, "t": t, "d": d, "p": p, "eps": eps}
+s, Delta = sp.symbols("s Delta", positive=True)  # Thm 4.2: circuit size s* and depth Δ
+SYMBOLS = {"N": N, "c": c, "t": t, "d": d, "p": p, "eps": eps, "s": s, "Delta": Delta}
 
 QUANTITIES = ("params", "layers", "width", "state_bits")
 MEASURED = {"params": "params", "layers": "layers", "width": "width"}  # quantity -> measure() column
@@ -39,9 +40,8 @@ class Bound:
     theorem, the fact our construction's docstring derives); ``expr`` is the comparison expression we
     evaluate (for Õ claims it includes the polylog factor, see the module doc); ``given`` are
     substitutions the statement itself fixes (e.g. d = log2 c in Based Thm 3.2); ``condition`` is
-    the hypothesis as a sympy relation, checked per grid point; ``applies_to`` maps construction
-    names to further symbol values; ``verified`` says whether the statement is confirmed verbatim
-    (checked against the paper's text), ``notes`` what is not.
+    the hypothesis as a sympy relation, checked per grid point; ``verified`` says whether the statement
+    is confirmed verbatim (checked against the paper's text), ``notes`` what is not.
     """
 
     id: str
@@ -54,7 +54,6 @@ class Bound:
     notes: str = ""
     given: Mapping = field(default_factory=dict)
     condition: sp.Basic | None = None
-    applies_to: Mapping = field(default_factory=dict)
     exact_const: float | None = None  # the constant the statement itself gives, if any
 
     def __post_init__(self):

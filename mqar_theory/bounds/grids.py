@@ -1,4 +1,9 @@
-"""Grid points and the profiles ``verify`` runs: ``CPU_GRID``, ``GPU_GRID``, ``SMOKE_GRID``."""
+"""Grid points and the profiles ``verify`` runs: ``CPU_GRID``, ``GPU_GRID``, ``SMOKE_GRID``, ``user_profile``.
+
+A profile names a dtype, a number of random instances per point and which sweep of each construction to
+run; the sweeps themselves belong to the constructions (``Construction.grids[profile]``: N varied at a
+fixed c, then c varied at a fixed N), so a profile's ``grids`` always covers every registered construction.
+"""
 
 from __future__ import annotations
 
@@ -28,70 +33,73 @@ def grid_points(Ns, cs, K=None, **constants) -> list[dict]:
     return out
 
 
+def _constructions():
+    from ..constructions import CONSTRUCTIONS
+
+    return CONSTRUCTIONS
+
+
+def _with_constants(cls, points) -> list[dict]:
+    return [{**pt, **cls.grid_constants(pt)} for pt in points]
+
+
 @dataclass(frozen=True)
 class Profile:
-    """A grid per construction (N varied at c = ``fixed_c[name]``, then c varied at a fixed N), with
-    the dtype and the number of random instances per point to run it with."""
+    """A dtype, instances per point, and the sweep ``key`` of each construction (or, for a user profile,
+    every pair of ``user`` = (Ns, cs)); ``points`` and ``points_c`` give explicit grids instead (construction
+    name -> points, and -> the c of its N sweep)."""
 
     name: str
     dtype: torch.dtype
     num_instances: int
-    grids: Mapping  # construction name -> list of grid points
-    fixed_c: Mapping  # construction name -> the c of its N sweep
+    points: Mapping | None = None
+    points_c: Mapping | None = None
+    key: str = ""
     notes: str = ""
+    user: tuple | None = None
+
+    @property
+    def grids(self) -> dict[str, list[dict]]:
+        """construction name -> its grid points in this profile."""
+        if self.points is not None:
+            return {k: list(v) for k, v in self.points.items()}
+        out = {}
+        for name, cls in _constructions().items():
+            if self.user is not None:
+                pts = grid_points(*self.user)
+            else:
+                g = cls.grids.get(self.key)
+                if g is None:
+                    continue
+                pts = grid_points(g["Ns"], [g["c_fixed"]], g["K"]) + grid_points(
+                    [g["N_fixed"]], [x for x in g["cs"] if x != g["c_fixed"]], g["K"])
+            out[name] = _with_constants(cls, pts)
+        return out
+
+    @property
+    def fixed_c(self) -> dict[str, int]:
+        """construction name -> the c of its N sweep."""
+        if self.points is not None:
+            return dict(self.points_c or {k: min(pt["c"] for pt in v) for k, v in self.points.items()})
+        if self.user is not None:
+            return {name: min(self.user[1]) for name in _constructions()}
+        return {name: cls.grids[self.key]["c_fixed"] for name, cls in _constructions().items()
+                if self.key in cls.grids}
 
     def n_sweep(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
         """The rows of a ``measure`` table of ``name`` that belong to its N sweep, sorted by N."""
         return df[df["c"] == self.fixed_c[name]].sort_values("N")
 
 
-def _sweep(Ns, c_fixed, cs, N_fixed, K=None) -> list[dict]:
-    """N varied at c = c_fixed, then c varied at N = N_fixed (no duplicate point)."""
-    return grid_points(Ns, [c_fixed], K) + grid_points([N_fixed], [x for x in cs if x != c_fixed], K)
-
-
-def _with_slots(points) -> list[dict]:
-    """baseconv_input_dependent is built with K distance slots, the most a make_mqar input with K
-    pairs (filler 0) needs (the slots only bound what it accepts; the bound reads the t measured
-    from each input and the filters its program holds)."""
-    return [dict(pt, max_distances=pt["K"]) for pt in points]
-
-
-def _profile(name, dtype, num_instances, sweeps: dict, notes: str) -> Profile:
-    grids = {k: (_with_slots(_sweep(*v)) if k == "baseconv_input_dependent" else _sweep(*v))
-             for k, v in sweeps.items()}
-    return Profile(name, dtype, num_instances, grids, {k: v[1] for k, v in sweeps.items()}, notes)
-
-
-_N_CPU, _C_CPU = [16, 22, 66, 150, 256, 1000], [6, 10, 16, 66, 256, 1000]
-CPU_GRID = _profile(
-    "cpu", torch.float64, 16,
-    {name: (_N_CPU, 66, _C_CPU, 66) for name in ("attention_h27", "attention_softmax", "baseconv_data_independent",
-                                                  "baseconv_sorting", "baseconv_input_dependent")},
-    "float64, off the power-of-two grid: N in {16, 22, 66, 150, 256, 1000} at c = 66, c in {6, 10, 16, "
-    "66, 256, 1000} at N = 66; K = min(N/4, c/2 - 1) (K = N/4 = 16 on the c sweep from c = 34). The "
-    "heaviest points are baseconv_data_independent and baseconv_sorting at N = 1000.",
-)
-GPU_GRID = _profile(
-    "gpu", torch.float32, 8,
-    {
-        "attention_h27": ([66, 1000, 16000], 66, [66, 1000, 4000], 1000),
-        "attention_softmax": ([66, 1000, 16000], 1000, [66, 1000, 65000], 1000),
-        "baseconv_data_independent": ([66, 250, 1000, 2000], 1000, [66, 1000, 65000], 250),
-        "baseconv_sorting": ([66, 1000, 16000], 1000, [66, 1000, 65000], 1000),
-        "baseconv_input_dependent": ([66, 1000, 4000], 1000, [66, 1000, 65000], 1000,
-                                     lambda n, c: min(default_K(n, c), 64)),
-    },
-    "float32 with margins, off the power-of-two grid. attention_h27 stops at c = 4000 (54c² dense "
-    "weights); baseconv_data_independent at N = 2000 (O(N² log c) stored numbers) and "
-    "baseconv_input_dependent at N = 4000 with K <= 64 (a stream of (2t+1)·c channels per example); "
-    "baseconv_sorting goes to N = 16000.",
-)
-SMOKE_GRID = _profile(
-    "smoke", torch.float64, 4,
-    {name: ([10, 22, 46], 10, [6, 10, 34], 22) for name in CPU_GRID.grids},
-    "a few seconds per construction, for SMOKE runs and tests; non-powers of two, K = min(N/4, c/2 - 1)",
-)
+CPU_GRID = Profile("cpu", torch.float64, 16, key="cpu", notes=
+                   "float64, off the power-of-two grid: N in {16, 22, 66, 150, 256, 1000} at c = 66, c in {6, 10, 16, "
+                   "66, 256, 1000} at N = 66 (each construction's own sweep); K = min(N/4, c/2 - 1).")
+GPU_GRID = Profile("gpu", torch.float32, 8, key="gpu", notes=
+                   "float32 with margins, off the power-of-two grid, each construction's own sweep (the largest "
+                   "sizes each can hold: see its ``grids``).")
+SMOKE_GRID = Profile("smoke", torch.float64, 4, key="smoke", notes=
+                     "a few seconds per construction, for SMOKE runs and tests; non-powers of two, "
+                     "K = min(N/4, c/2 - 1)")
 
 
 def user_profile(vocab_sizes, seq_lens, dtype: torch.dtype = torch.float64, num_instances: int = 8) -> Profile:
@@ -114,11 +122,8 @@ def user_profile(vocab_sizes, seq_lens, dtype: torch.dtype = torch.float64, num_
                 raise ValueError(f"vocab_sizes: {v} must be even (keys [1, c/2), values [c/2, c))")
         lists[arg] = vals
     cs, Ns = sorted(set(lists["vocab_sizes"])), sorted(set(lists["seq_lens"]))
-    names = list(CPU_GRID.grids)
-    grids = {n: grid_points(Ns, cs) for n in names}
-    grids["baseconv_input_dependent"] = _with_slots(grids["baseconv_input_dependent"])
-    return Profile("user", dtype, num_instances, grids, {n: cs[0] for n in names},
-                   f"every pair of N in {Ns} and c in {cs}; K = min(N/4, c/2 - 1)")
+    return Profile("user", dtype, num_instances, notes=f"every pair of N in {Ns} and c in {cs}; K = min(N/4, c/2 - 1)",
+                   user=(tuple(Ns), tuple(cs)))
 
 
 def profile(device="auto") -> Profile:

@@ -11,40 +11,20 @@ import pandas as pd
 import sympy as sp
 import torch
 
-from ..constructions.base import expected_answers
+from ..constructions.base import expected_answers, run_program
 from ..data import IGNORE_INDEX, MQARConfig, make_mqar
 from ..utils import is_int, resolve_device
 from .bound import MEASURED, Bound
-from .claims import closed_form_sizes
-from .registry import bounds_for, get_bound
-from .sizes import measure_sizes
+from .claims import claims_of, closed_form_sizes
+from .distances import interaction_distances, num_interaction_distances
+from .registry import get_bound
+from .sizes import measure_sizes, position_wise_violations
 
 __all__ = ["GRID_KEYS", "interaction_distances", "measure", "closed_form_table"]
 
+LOCALITY_MAX = 2**22  # position-wise check of encode / decode at grid points with N·c up to this
 GRID_KEYS = ("N", "c", "K")  # required; "power_a" optional; any other key is a builder constant
 _DATA_KEYS = {"N", "c", "K", "power_a"}
-
-
-def interaction_distances(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """(B,) number t of distinct distances i − j over key-token positions i whose first earlier
-    occurrence is j (the distances a Thm 4.5 model must cover)."""
-    tok = torch.as_tensor(tokens).cpu()
-    if tok.dim() == 1:
-        tok = tok[None]
-    out = []
-    half = vocab_size // 2
-    for row in tok.tolist():
-        first: dict[int, int] = {}
-        dist = set()
-        for i, x in enumerate(row):
-            if x in first:
-                if 1 <= x < half:
-                    dist.add(i - first[x])
-            else:
-                first[x] = i
-        out.append(len(dist))
-    return torch.tensor(out, dtype=torch.long)
-
 
 
 def _validate_grid(grid) -> list[dict]:
@@ -87,21 +67,24 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
 
     grid: iterable of dicts with ``N`` (seq_len built for), ``c`` (vocab_size), ``K`` (key-value
     pairs of the instances), optionally ``power_a``; every other key is passed to the builder.
+    Answers are computed by the one runner (``constructions.base.run_program``), never by the construction's
+    own ``predict``, so a layer applied outside the listed program cannot help it.
     Each point gets ``num_instances`` fresh ``make_mqar`` instances (seed ``seed + index``).
 
     Columns: construction, theorem, N, c, K, t (max distinct interaction distances over the
     instances, measured from the tokens), the sizes measured from the module (``sizes.measure_sizes``:
-    params, params_stored, params_nnz, index, fixed, layers, width, and t_filters for a construction
-    with ``program``), the closed forms beside them (params_formula, layers_formula, width_formula),
-    accuracy (``predict`` == ``expected_answers`` at
-    every position), label_accuracy (at the labelled positions, vs the labels), errors (wrong
-    positions), margin_min (smallest ``margin`` over every position; computed when ``margins`` is
+    params, params_stored, params_nnz, index, fixed, fixed_mismatch, layers, width, and t_filters for an
+    input-dependent construction), the closed forms beside them (params_formula, layers_formula,
+    width_formula), accuracy (the runner's answers == ``expected_answers`` at every position),
+    label_accuracy (at the labelled positions, vs the labels), errors (wrong positions), position_wise
+    (``sizes.position_wise_violations`` found none on one instance; None above ``LOCALITY_MAX``) with
+    locality_message, margin_min (smallest ``margin`` over every position; computed when ``margins`` is
     True, by default only in float32; NaN when the construction has none), seconds (predict wall
     time), dtype, device; and for each bound b: ``bound:<b.id>`` (value of its expression),
     ``ratio:<b.id>`` (measured / value) and, if b has a hypothesis, ``holds:<b.id>``.
     ``bounds``: ids or ``Bound``s; default the registry's bounds for the construction's name
     (measurable quantities only). ``name``: the construction's registry name (default its ``name``
-    attribute), which picks the bounds and the closed forms.
+    attribute), which picks the claims' bounds and the closed forms.
     """
     points = _validate_grid(grid)
     if not is_int(num_instances) or num_instances < 1:
@@ -139,7 +122,7 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
                 if dev.type == "cuda":
                     torch.cuda.synchronize(dev)
                 t0 = time.perf_counter()
-                preds.append(con.predict(x).cpu())
+                preds.append(run_program(con, x).cpu())  # the runner, never a predict override
                 if dev.type == "cuda":
                     torch.cuda.synchronize(dev)
                 seconds += time.perf_counter() - t0
@@ -150,8 +133,11 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
                         margin_min = math.nan
         pred = torch.cat(preds)
         labelled = data.labels != IGNORE_INDEX
-        t_meas = int(interaction_distances(data.inputs, pt["c"]).max())
+        t_meas = int(num_interaction_distances(data.inputs, pt["c"]).max())
         sizes = measure_sizes(con, data.inputs)
+        # encode / decode are the same code at every size: checked where one more pass is cheap
+        local = (position_wise_violations(con, data.inputs[:1].to(dev)) if pt["N"] * pt["c"] <= LOCALITY_MAX
+                 else None)
         cname = con.name if name is None else name
         row = {
             "construction": cname, "theorem": con.theorem,
@@ -160,6 +146,7 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
             "accuracy": float((pred == expected).double().mean()),
             "label_accuracy": float((pred[labelled] == data.labels[labelled]).double().mean()),
             "errors": int((pred != expected).sum()),
+            "position_wise": None if local is None else not local, "locality_message": "; ".join(local or []),
             "margin_min": margin_min if want_margin else math.nan,
             "seconds": seconds, "instances": num_instances, "dtype": str(dtype).replace("torch.", ""),
             "device": str(dev),
@@ -168,21 +155,30 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
             row.update({f"{q}_formula": v for q, v in closed_form_sizes(cname, row).items()})
         except ValueError:  # a construction without a closed form
             pass
-        chosen = explicit if explicit is not None else [
-            b for b in bounds_for(cname) if b.quantity in MEASURED]
-        for b in chosen:
-            row.update(_bound_columns(b, cname, _symbol_values(pt, sizes["width"], t_meas), row))
+        for b, extra in _chosen(cname, explicit):
+            row.update(_bound_columns(b, extra, _symbol_values(pt, sizes["width"], t_meas), row))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _bound_columns(b: Bound, name: str, vals: dict, row: Mapping) -> dict:
-    """``bound:``, ``ratio:`` and (with a hypothesis) ``holds:`` columns of bound ``b`` for the
-    construction ``name`` at symbol values ``vals``, the measured sizes being in ``row``."""
+def _chosen(name: str, explicit) -> list[tuple[Bound, Mapping]]:
+    """(bound, extra symbol values) pairs to tabulate: ``explicit`` bounds, or those the construction's
+    claims name (measurable quantities only), with the values each claim fixes."""
+    try:
+        claims = {k.bound: k.values for k in claims_of(name)}
+    except ValueError:  # not a registered construction
+        claims = {}
+    if explicit is not None:
+        return [(b, claims.get(b.id, {})) for b in explicit]
+    return [(get_bound(bid), v) for bid, v in claims.items() if get_bound(bid).quantity in MEASURED]
+
+
+def _bound_columns(b: Bound, extra: Mapping, vals: dict, row: Mapping) -> dict:
+    """``bound:``, ``ratio:`` and (with a hypothesis) ``holds:`` columns of bound ``b`` at symbol values
+    ``vals`` and the ``extra`` ones a claim fixes, the measured sizes being in ``row``."""
     if b.quantity not in MEASURED:
         raise ValueError(f"bounds: {b.id!r} bounds {b.quantity!r}, which measure() does not measure")
     vals = dict(vals)
-    extra = b.applies_to.get(name, {})
     vals.update({k.name if isinstance(k, sp.Symbol) else k: v for k, v in extra.items()})
     value = b.evaluate(**{s: vals[s] for s in b.symbols}) if set(b.symbols) <= set(vals) else math.nan
     measured = row[MEASURED[b.quantity]]
@@ -196,20 +192,17 @@ def _bound_columns(b: Bound, name: str, vals: dict, row: Mapping) -> dict:
 def closed_form_table(name: str, grid) -> pd.DataFrame:
     """What ``measure`` tabulates about sizes and bounds, from the closed forms alone (nothing is
     built or run, so there are no accuracy columns): N, c, K, t = K (the most distinct distances K
-    pairs can need; also the filters t_filters of baseconv_input_dependent), the grid's constants,
-    params, layers, width and every registry bound's columns.
+    pairs can need), the grid's constants, params, layers, width and the columns of every bound the
+    construction's claims name.
     It lets a grid too large for this machine (``GPU_GRID`` on a CPU) be
     checked for its sizes: ``check`` needs accuracy columns, which a caller adds knowingly."""
     rows = []
     for pt in _validate_grid(grid):
         consts = {k: v for k, v in pt.items() if k not in _DATA_KEYS}
         row = {"construction": name, "N": pt["N"], "c": pt["c"], "K": pt["K"], "t": pt["K"], **consts}
-        if name == "baseconv_input_dependent":
-            row["t_filters"] = pt["K"]
         row.update(closed_form_sizes(name, row))
         vals = {"N": pt["N"], "c": pt["c"], "d": row["width"], "t": row["t"]}
-        for b in bounds_for(name):
-            if b.quantity in MEASURED:
-                row.update(_bound_columns(b, name, vals, row))
+        for b, extra in _chosen(name, None):
+            row.update(_bound_columns(b, extra, vals, row))
         rows.append(row)
     return pd.DataFrame(rows)

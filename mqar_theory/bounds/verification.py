@@ -8,13 +8,12 @@ import math
 import pandas as pd
 import torch
 
-from ..constructions import BUILDERS
 from ..utils import is_int, resolve_device
 from .bound import Bound
 from .checking import check, growth_slopes
 from .circuit_rows import circuit_rows
-from .claims import CLAIMS, CONTEXT, EXPECTED_FAILURES, check_sizes, claim_spec
-from .grids import CPU_GRID, GPU_GRID, SMOKE_GRID, Profile, profile, user_profile
+from .claims import check_sizes, claims_of
+from .grids import SMOKE_GRID, Profile, profile, user_profile
 from .measurement import measure
 from .registry import get_bound
 
@@ -44,9 +43,24 @@ def _ratio_stats(df: pd.DataFrame, b: Bound) -> dict:
             "slope_N": slopes["N"], "slope_c": slopes["c"]}
 
 
-def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> list[dict]:
-    """Report rows of one construction: measured sizes against the closed forms, float32 margins,
-    CLAIMS, EXPECTED_FAILURES, and the CONTEXT lower bounds (tabulated, not tested)."""
+def _locality_row(name: str, df: pd.DataFrame, base: dict) -> dict:
+    """encode / decode position-wise (``sizes.position_wise_violations``, run by ``measure`` at every point)."""
+    row = {**base, "bound": "encode / decode position-wise", "kind": "identity", "expected": "holds"}
+    if "position_wise" not in df:
+        return {**row, "status": "not measured", "ok": True, "message": ""}
+    checked = df[df["position_wise"].notna()]
+    if checked.empty:
+        return {**row, "status": "not checked (every point above bounds.measurement.LOCALITY_MAX)", "ok": True,
+                "message": ""}
+    bad = checked[~checked["position_wise"].astype(bool)]
+    return {**row, "status": "FAILED" if len(bad) else "holds", "ok": not len(bad),
+            "message": "" if not len(bad) else "\n".join(
+                f"{name} at N={r.N}, c={r.c}: {r.locality_message}" for r in bad.itertuples())}
+
+
+def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype, device="cpu") -> list[dict]:
+    """Report rows of one construction: measured sizes against the closed forms, encode / decode
+    position-wise, float32 margins, and its claims (holds, fails, context)."""
     out = []
     base = {"construction": name, "const": math.nan, "rows": len(df), "min_ratio": math.nan,
             "max_ratio": math.nan, "slope_N": math.nan, "slope_c": math.nan, "basis": "measured"}
@@ -60,21 +74,28 @@ def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> lis
     except ValueError as e:  # a registered construction without closed forms: sizes are measured only
         out.append({**base, "bound": "measured = closed-form sizes", "kind": "sizes", "expected": "holds",
                     "status": "no closed form", "ok": True, "message": str(e)})
+    out.append(_locality_row(name, df, base))
     if dtype == torch.float32:
         bad = df[~(df["margin_min"] > 0)]
         out.append({**base, "bound": "float32 margin > 0", "kind": "identity", "expected": "holds",
                     "min_ratio": float(df["margin_min"].min()), "status": "FAILED" if len(bad) else "holds",
                     "ok": not len(bad), "message": "" if not len(bad) else
                     f"{name}: margin_min <= 0 (or none) at N = {bad['N'].tolist()}, c = {bad['c'].tolist()}"})
-    entries = [(bid, const, None) for bid, const in CLAIMS[name]]
-    entries += [tuple(e) for e in EXPECTED_FAILURES.get(name, [])]
-    for bid, const, phrase in entries:
-        b = get_bound(bid)
-        row = {**base, "bound": bid, "kind": b.kind, "const": float(const), **_ratio_stats(df, b),
+    for k in claims_of(name):
+        b = get_bound(k.bound)
+        if k.expect == "context":
+            stats = _ratio_stats(df, b)
+            status = ("context: hypothesis holds at no grid point" if stats["rows"] == 0 else
+                      f"context: measured/bound in [{stats['min_ratio']:.3g}, {stats['max_ratio']:.3g}]")
+            out.append({**base, "bound": k.bound, "kind": b.kind, "const": math.nan, **stats, "basis": "context",
+                        "expected": "not a test", "status": status, "ok": True, "message": b.source})
+            continue
+        phrase = None if k.expect == "holds" else k.phrase
+        row = {**base, "bound": k.bound, "kind": b.kind, "const": float(k.const), **_ratio_stats(df, b),
                "expected": "holds" if phrase is None else f"fails: {phrase}",
-               "basis": claim_spec(name, bid).basis if phrase is None else "expected failure"}
+               "basis": k.basis if phrase is None else "expected failure"}
         try:
-            check(df, b, const)
+            check(df, b, k.const)
             passed, msg = True, ""
         except AssertionError as e:
             passed, msg = False, str(e)
@@ -87,36 +108,22 @@ def _verify_construction(name: str, df: pd.DataFrame, dtype: torch.dtype) -> lis
         elif passed and phrase == "grows" and math.isnan(row["slope_N"]) and math.isnan(row["slope_c"]):
             status, ok, msg = "undecided (the grid has no N or c sweep)", True, ""
         elif passed:
-            status, ok, msg = "UNEXPECTED PASS", False, f"{bid}: expected to fail ({phrase}) but holds"
+            status, ok, msg = "UNEXPECTED PASS", False, f"{k.bound}: expected to fail ({phrase}) but holds"
         elif phrase in msg:
             status, ok = f"fails as expected ({phrase})", True
         else:
             status, ok = f"FAILED (expected '{phrase}')", False
         # a failure keeps the whole message (it names the failing rows); ok keeps its first line
         out.append({**row, "status": status, "ok": ok, "message": msg if not ok else msg.split("\n")[0]})
-    for bid in CONTEXT.get(name, []):
-        b = get_bound(bid)
-        stats = _ratio_stats(df, b)
-        status = ("context: hypothesis holds at no grid point" if stats["rows"] == 0 else
-                  f"context: measured/bound in [{stats['min_ratio']:.3g}, {stats['max_ratio']:.3g}]")
-        out.append({**base, "bound": bid, "kind": b.kind, "const": math.nan, **stats, "basis": "context",
-                    "expected": "not a test", "status": status, "ok": True, "message": b.source})
     return out
 
 
-def register_construction(name: str, builder, like: str = "attention_softmax") -> None:
-    """Make ``verify`` run ``builder(vocab_size, seq_len)`` as ``name``: adds it to
-    ``constructions.BUILDERS`` and gives it, in every profile, the grid of the construction ``like``
-    (its N and c sweeps). Its claims come from ``claims.register_claim``; sizes are measured as for
-    every construction (``sizes.measure_sizes``)."""
-    if not callable(builder):
-        raise ValueError(f"builder={builder!r}: must be callable as builder(vocab_size, seq_len)")
-    BUILDERS[name] = builder
-    for prof in (CPU_GRID, GPU_GRID, SMOKE_GRID):
-        if like not in prof.grids:
-            raise ValueError(f"like={like!r}: not a construction of profile {prof.name!r}")
-        prof.grids[name] = [{k: pt[k] for k in ("N", "c", "K")} for pt in prof.grids[like]]
-        prof.fixed_c[name] = prof.fixed_c[like]
+def register_construction(cls, builder=None) -> None:
+    """Make ``verify`` run the construction class ``cls`` (``constructions.register``): its claims, closed
+    forms and grids come from the class itself."""
+    from ..constructions import register
+
+    register(cls, builder)
 
 
 REPORT_COLUMNS = ["construction", "bound", "kind", "basis", "const", "expected", "status", "rows", "min_ratio",
@@ -132,8 +139,9 @@ def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | N
            max_N: int | None = None, max_c: int | None = None, seed: int = 0, progress: bool = False, *,
            device=None, constructions=None, vocab_sizes=None,
            seq_lens=None, circuits: bool | None = None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Measure every construction over a profile's grid and run every claim of ``CLAIMS`` and
-    ``EXPECTED_FAILURES``, plus the closed-form sizes (``check_sizes``) and, in float32, margin > 0.
+    """Measure every construction over a profile's grid and run every claim it declares (holds, fails,
+    context), plus the closed-form sizes (``check_sizes``), the position-wise check of encode / decode and,
+    in float32, margin > 0.
 
     profile_or_device: a ``Profile``, or a device ("auto" | "cpu" | "cuda" | torch.device) whose
     profile (``profile(device)``, or ``SMOKE_GRID`` with ``smoke=True``) is used. With a Profile,
@@ -177,16 +185,18 @@ def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | N
     _positive_int_or_none("max_c", max_c, 4)
     if isinstance(constructions, str):
         constructions = [constructions]
-    names = list(prof.grids) if constructions is None else list(constructions)
+    from ..constructions import BUILDERS
+
+    grids = prof.grids
+    names = list(grids) if constructions is None else list(constructions)
     for name in names:
-        if name not in prof.grids or name not in BUILDERS or name not in CLAIMS:
-            raise ValueError(f"constructions: {name!r} is not one of the profile's {sorted(prof.grids)} "
-                             "with a builder and CLAIMS")
+        if name not in grids or name not in BUILDERS:
+            raise ValueError(f"constructions: {name!r} is not one of the profile's {sorted(grids)}")
     if not names:
         raise ValueError("constructions: is empty")
     tables, rows = {}, []
     for name in names:
-        grid = [pt for pt in prof.grids[name]
+        grid = [pt for pt in grids[name]
                 if (max_N is None or pt["N"] <= max_N) and (max_c is None or pt["c"] <= max_c)]
         if not grid:
             raise ValueError(f"max_N={max_N}, max_c={max_c}: leave no grid point of {name} "
@@ -194,7 +204,7 @@ def verify(profile_or_device="auto", smoke: bool = False, num_instances: int | N
         df = measure(BUILDERS[name], grid, num_instances=num_instances or prof.num_instances, device=dev,
                      dtype=prof.dtype, seed=seed, progress=progress, name=name)
         tables[name] = df
-        rows += _verify_construction(name, df, prof.dtype)
+        rows += _verify_construction(name, df, prof.dtype, dev)
     if circuits is None:
         circuits = constructions is None and vocab_sizes is None
     if circuits:

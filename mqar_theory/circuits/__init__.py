@@ -6,7 +6,7 @@ from .compilers import LAYOUTS, compile_to_baseconv, level_plan, predicted_sizes
 from .converse import circuit_of, converse_sizes
 from .equivalences import EQUIVALENCES, blowup, to_baseconv_stack
 from .linear_attention import TaylorLinearAttention
-from .stack import BaseConvStack, make_layer
+from .stack import BaseConvStack, as_layer, make_layer
 
 __all__ = [
     "GATE_KINDS",
@@ -27,4 +27,5 @@ __all__ = [
     "TaylorLinearAttention",
     "BaseConvStack",
     "make_layer",
+    "as_layer",
 ]

@@ -14,8 +14,11 @@ Every channel is programmed on its own, so one layer runs any number of gates in
 * multiply gate a·b into c: a linear layer copies a into c (W[c_a, c] = 1), then a product layer
   multiplies it by b (W[c_b, c] = 1, h[0, c] = 1, b2[c] = b1[c] = 0).
 
-Layouts (N×d input, s gates, depth Δ, Δ' = max(Δ, 1); counts for the stored dense layers, whose
-parameters per layer are D² + 2N'D + LD for inner shape (N', D) and L filter taps):
+Every layer is stored as the one sparse BaseConv layer ``constructions.layers.SparseBaseConv``
+(``stack.make_layer``); the counts below are of its dense form ``dense()``, whose parameters per layer
+are D² + 2N'D + LD for inner shape (N', D) and L filter taps.
+
+Layouts (N×d input, s gates, depth Δ, Δ' = max(Δ, 1)):
 
 ``"sequential"`` (the formalization's gate-by-gate compiler): one token (N' = 1, read-in
 "flatten"), one fresh channel per non-input gate, so D = N·d + (s − #inputs); gates in topological

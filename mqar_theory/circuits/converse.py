@@ -30,9 +30,10 @@ from collections.abc import Sequence
 
 import torch
 
+from ..constructions.layers import SparseBaseConv
 from ..mixers.baseconv import BaseConv
 from .circuit import ArithmeticCircuit
-from .stack import BaseConvStack, check_layers
+from .stack import BaseConvStack, as_layer, check_layers
 
 __all__ = ["circuit_of", "converse_sizes"]
 
@@ -68,16 +69,24 @@ class _Builder:
         return leaves[0]
 
 
-def _layers_of(stack) -> list[BaseConv]:
-    return check_layers(stack.layers if isinstance(stack, BaseConvStack) else stack, "stack")
+def _layers_of(stack) -> list[SparseBaseConv]:
+    if isinstance(stack, BaseConvStack):
+        return check_layers(stack.layers, "stack")
+    layers = list(stack)
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, (SparseBaseConv, BaseConv)):
+            raise ValueError(f"stack[{k}]: must be a SparseBaseConv or a mixers.BaseConv, got {type(layer).__name__}")
+    return check_layers([as_layer(layer) for layer in layers], "stack")
 
 
-def circuit_of(stack: BaseConvStack | Sequence[BaseConv]) -> ArithmeticCircuit:
+def circuit_of(stack: BaseConvStack | Sequence[SparseBaseConv | BaseConv]) -> ArithmeticCircuit:
     """The circuit of a ``BaseConvStack`` (input num_rows × num_cols through its read-in, outputs its
-    read-out, in order) or of a list of ``BaseConv`` layers of one inner shape (N', D) (input (N', D),
-    outputs every entry of the last layer's output, row-major). See the module docstring."""
+    read-out, in order) or of a list of layers of one inner shape (N', D) (``SparseBaseConv``, or trained
+    ``mixers.BaseConv`` layers, stored with ``stack.as_layer``; input (N', D), outputs every entry of the
+    last layer's output, row-major). The gates are read from each layer's dense form ``dense()``. See the
+    module docstring."""
     layers = _layers_of(stack)
-    n, D = layers[0].seq_len, layers[0].d_model
+    n, D = layers[0].N, layers[0].d_in
     b = _Builder()
     if isinstance(stack, BaseConvStack):
         R, C = stack.num_rows, stack.num_cols
@@ -94,7 +103,7 @@ def circuit_of(stack: BaseConvStack | Sequence[BaseConv]) -> ArithmeticCircuit:
         x = [[b.add_gate(("input", i, q)) for q in range(D)] for i in range(n)]
     for layer in layers:
         b.consts = {}  # constants are per layer
-        W, b1, b2, h = (t.detach().to("cpu", torch.float64).tolist() for t in (layer.W, layer.b1, layer.b2, layer.h))
+        W, b1, b2, h = (t.detach().to("cpu", torch.float64).tolist() for t in layer.dense())
         T = min(len(h), n)
         y = [[None] * D for _ in range(n)]
         for i in range(n):
@@ -132,13 +141,14 @@ def circuit_of(stack: BaseConvStack | Sequence[BaseConv]) -> ArithmeticCircuit:
     return ArithmeticCircuit(R, C, b.gates, outputs)
 
 
-def converse_sizes(layers: Sequence[BaseConv]) -> dict[str, int]:
-    """Size (exact for generic weights) and the depth bound of the module docstring, for a list of layers."""
+def converse_sizes(layers: BaseConvStack | Sequence[SparseBaseConv | BaseConv]) -> dict[str, int]:
+    """Size (exact for generic weights) and the depth bound of the module docstring, for a list of layers
+    (T from the filter length L of each layer's dense form)."""
     layers = _layers_of(layers)
-    n, D = layers[0].seq_len, layers[0].d_model
+    n, D = layers[0].N, layers[0].d_in
     size, depth = n * D, 0
     for layer in layers:
-        T = min(layer.h.shape[0], n)
+        T = min(layer.filter_len, n)
         t = [T if layer.cyclic else min(i + 1, T) for i in range(n)]
         size += D * D + T * D + 2 * n * D + n * D * (2 * D + 1) + 2 * D * sum(t)
         depth += 2 + math.ceil(math.log2(max(D, T) + 1))

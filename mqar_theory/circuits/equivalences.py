@@ -5,8 +5,9 @@ from the mixer, so the stack's forward equals the mixer's (float64).
 Every layer is eq. (1), y = (xW + b1) ⊙ (h ∗ x + b2), programmed channel by channel (see
 ``compilers``): a *linear* layer (h = 0, b2 = 1), a *convolution* layer (W = 0, b1 = 1, b2 = bias), or a
 *product* layer, whose channel c is (a routed channel) · (h ∗ x[c] + b2) with b2 = 0. The input is
-zero-padded to width D and the output cropped to d (the appendix's `def: gated-conv`). With inner
-width D, sequence length N and L_k taps in layer k, the stack stores Σ_k (D² + 2ND + L_k·D) numbers.
+zero-padded to width D and the output cropped to d (the appendix's `def: gated-conv`). Each layer is
+held as ``constructions.layers.SparseBaseConv`` (``stack.make_layer``); with inner width D, sequence
+length N and L_k taps in layer k, the stack's dense form stores Σ_k (D² + 2ND + L_k·D) numbers.
 
 * **Hyena** (order 2, ``mixers.hyena``), D = 3d, 5 layers: (1) linear, u W_in + b_in; (2) convolution,
   the 3-tap short filter with its bias; (3) product x1 ⊙ v into the v block, x2 kept; (4) product

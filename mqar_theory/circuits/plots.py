@@ -51,7 +51,7 @@ def layer_table(stack: BaseConvStack) -> pd.DataFrame:
     """One row per layer: the nonzero entries of W, b1, b2 and h (index:value), and what the layer is."""
     rows = []
     for i, m in enumerate(stack.layers):
-        W, b1, b2, h = (p.detach() for p in (m.W, m.b1, m.b2, m.h))
+        W, b1, b2, h = m.dense()  # the layer's dense form, eq. (1)
         kind = ("linear" if (h == 0).all() and (b2 == 1).all() else
                 "convolution" if (W == 0).all() else "product / mixed")
         rows.append({"layer": i, "kind": kind, "W (row, col): value": _nonzeros(W), "b1": _nonzeros(b1),
@@ -61,7 +61,8 @@ def layer_table(stack: BaseConvStack) -> pd.DataFrame:
 
 def plot_compilation(df_depth: pd.DataFrame, df_size: pd.DataFrame):
     """Two panels: layers against Δ (``df_depth``, fixed s) and parameters against s (``df_size``,
-    fixed Δ), one colour per layout (dense: solid, nonzero: dashed), Thm 4.2's curves in black."""
+    fixed Δ), one colour per layout (dense: solid, nonzero: dashed), Thm 4.2's bounds in black, each named in
+    the legend and annotated at its end, and a caption saying what s* and Δ' are."""
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -69,8 +70,10 @@ def plot_compilation(df_depth: pd.DataFrame, df_size: pd.DataFrame):
         g = g.sort_values("depth")
         a.plot(g["depth"], g["layers"], "o-", color=LAYOUT_COLORS[layout], label=layout)
     g = df_depth.groupby("depth", as_index=False)["s_star"].max()
-    a.plot(g["depth"], [thm42_layers_bound(s, dd) for s, dd in zip(g["s_star"], g["depth"])], "k--",
-           label="Thm 4.2: Δ·log2(s*)²")
+    ys = [thm42_layers_bound(s, dd) for s, dd in zip(g["s_star"], g["depth"])]
+    a.plot(g["depth"], ys, "k--", label="Thm 4.2 bound on layers, Õ(Δ) read as Δ'·log2(s*)²")
+    a.annotate("Thm 4.2 layer bound\nΔ'·log2(s*)²", xy=(g["depth"].iloc[-1], ys[-1]), xytext=(-6, -4),
+               textcoords="offset points", ha="right", va="top", fontsize=7)
     a.set_xlabel("circuit depth Δ")
     a.set_ylabel("BaseConv layers")
     a.set_yscale("log")
@@ -81,8 +84,10 @@ def plot_compilation(df_depth: pd.DataFrame, df_size: pd.DataFrame):
         b.plot(g["s"], g["params"], "o-", color=LAYOUT_COLORS[layout], label=f"{layout} (dense)")
         b.plot(g["s"], g["nonzero_params"], "s--", color=LAYOUT_COLORS[layout], label=f"{layout} (nonzero)")
     g = df_size.groupby("s", as_index=False)[["s_star", "depth"]].max()
-    b.plot(g["s"], [thm42_params_bound(s, dd) for s, dd in zip(g["s_star"], g["depth"])], "k-",
-           label="Thm 4.2: s*·Δ·log2(s*)²")
+    ys = [thm42_params_bound(s, dd) for s, dd in zip(g["s_star"], g["depth"])]
+    b.plot(g["s"], ys, "k-", label="Thm 4.2 bound on parameters, Õ(sΔ) read as s*·Δ'·log2(s*)²")
+    b.annotate("Thm 4.2 parameter bound\ns*·Δ'·log2(s*)²", xy=(g["s"].iloc[-1], ys[-1]), xytext=(-6, -4),
+               textcoords="offset points", ha="right", va="top", fontsize=7)
     b.set_xscale("log")
     b.set_yscale("log")
     ticks = sorted(int(v) for v in df_size["s"].unique())
@@ -92,5 +97,9 @@ def plot_compilation(df_depth: pd.DataFrame, df_size: pd.DataFrame):
     b.set_ylabel("stored parameters")
     b.set_title(f"parameters vs size (Δ = {int(np.max(df_size['depth']))})")
     b.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.text(0.5, 0.01, "black lines: the bounds of Zoology Thm 4.2 (arXiv 2312.04927) with constant 1, "
+             "s* = s − #input gates + N·d (every entry of u an input), Δ' = max(Δ, 1); coloured lines: the "
+             "measured compiled stacks (dense: every stored number; nonzero: the nonzero entries)",
+             ha="center", va="bottom", fontsize=6.5, wrap=True)
     return fig

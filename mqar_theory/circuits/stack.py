@@ -1,5 +1,11 @@
-"""``BaseConvStack``: the project's own ``BaseConv`` layers (eq. (1) of Zoology, arXiv 2312.04927)
-composed, with nothing between consecutive layers, between a read-in and a read-out map.
+"""``BaseConvStack``: BaseConv layers (eq. (1) of Zoology, arXiv 2312.04927) composed, with nothing
+between consecutive layers, between a read-in and a read-out map.
+
+The layers are the one sparse BaseConv layer of the hand-set constructions,
+``constructions.layers.SparseBaseConv`` (W and h stored by their nonzero entries); ``make_layer`` stores
+a dense (W, b1, b2, h) in it losslessly and the layer's ``dense()`` gives those tensors back. Every count
+of a stack (``num_parameters``, ``num_nonzero_parameters``) is of that dense form, eq. (1) with W (D, D),
+b1, b2 (N', D) and h (L, D), the sizes Thm 4.2 speaks of; the sparse storage only makes evaluation cheap.
 
 The two maps are the ones of the appendix's model with inner dimensions (`def: gated-conv`):
 
@@ -19,54 +25,58 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..constructions.layers import SparseBaseConv
 from ..mixers.baseconv import BaseConv
 
-__all__ = ["BaseConvStack", "make_layer", "check_layers", "READ_INS"]
+__all__ = ["BaseConvStack", "make_layer", "as_layer", "check_layers", "READ_INS"]
 
 READ_INS = ("pad", "flatten")
 
 
-def make_layer(W: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor, h: torch.Tensor, cyclic: bool = False
-               ) -> BaseConv:
-    """A float64 ``BaseConv`` holding exactly W (D, D), b1, b2 (N', D) and h (L, D): seq_len N', a long
-    filter when L = N', a short one (kernel_size L) otherwise. The global RNG is left untouched."""
-    D, n, L = W.shape[0], b1.shape[0], h.shape[0]
-    if W.shape != (D, D) or b1.shape != (n, D) or b2.shape != (n, D) or h.shape[1] != D or not 1 <= L <= n:
-        raise ValueError(f"W, b1, b2, h: shapes {tuple(W.shape)}, {tuple(b1.shape)}, {tuple(b2.shape)}, "
-                         f"{tuple(h.shape)} must be (D, D), (N', D), (N', D), (L <= N', D)")
-    with torch.random.fork_rng(devices=[]):
-        layer = BaseConv(D, n, kernel_size=None if L == n else L, cyclic=cyclic).double()
-    with torch.no_grad():
-        for name, t in (("W", W), ("b1", b1), ("b2", b2), ("h", h)):
-            getattr(layer, name).copy_(t.to(torch.float64))
-    return layer
+def make_layer(W: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor, h: torch.Tensor, cyclic: bool = False,
+               name: str = "") -> SparseBaseConv:
+    """A float64 ``SparseBaseConv`` whose ``dense()`` is exactly W (D, D), b1, b2 (N', D) and h (L, D),
+    1 <= L <= N' (a long filter when L = N', a short one otherwise); ``ValueError`` on other shapes."""
+    return SparseBaseConv.from_dense(W, b1, b2, h, cyclic=cyclic, name=name)
 
 
-def check_layers(layers: Sequence[BaseConv], arg: str = "layers") -> list[BaseConv]:
-    """``layers`` as a list after checking that it is non-empty and holds ``BaseConv`` modules of one
+def as_layer(layer) -> SparseBaseConv:
+    """``layer`` itself if it is a ``SparseBaseConv``; a ``mixers.BaseConv`` (a trained dense layer) stored
+    in one with ``make_layer`` (same weights, same function); ``ValueError`` otherwise."""
+    if isinstance(layer, SparseBaseConv):
+        return layer
+    if isinstance(layer, BaseConv):
+        return make_layer(*(t.detach() for t in (layer.W, layer.b1, layer.b2, layer.h)), cyclic=layer.cyclic)
+    raise ValueError(f"layer: must be a SparseBaseConv or a mixers.BaseConv, got {type(layer).__name__}")
+
+
+def check_layers(layers: Sequence[SparseBaseConv], arg: str = "layers") -> list[SparseBaseConv]:
+    """``layers`` as a list after checking that it is non-empty and holds ``SparseBaseConv`` layers of one
     inner shape (N', D); ``ValueError`` naming ``arg`` otherwise."""
     layers = list(layers)
     if not layers:
-        raise ValueError(f"{arg}: must hold at least one BaseConv")
+        raise ValueError(f"{arg}: must hold at least one SparseBaseConv")
     for k, layer in enumerate(layers):
-        if not isinstance(layer, BaseConv):
-            raise ValueError(f"{arg}[{k}]: must be a mixers.BaseConv, got {type(layer).__name__}")
-        if (layer.seq_len, layer.d_model) != (layers[0].seq_len, layers[0].d_model):
-            raise ValueError(f"{arg}[{k}]: inner shape {(layer.seq_len, layer.d_model)} differs from "
-                             f"{arg}[0]'s {(layers[0].seq_len, layers[0].d_model)}")
+        if not isinstance(layer, SparseBaseConv):
+            raise ValueError(f"{arg}[{k}]: must be a constructions.layers.SparseBaseConv (see make_layer), got "
+                             f"{type(layer).__name__}")
+        if (layer.N, layer.d_in) != (layers[0].N, layers[0].d_in):
+            raise ValueError(f"{arg}[{k}]: inner shape {(layer.N, layer.d_in)} differs from "
+                             f"{arg}[0]'s {(layers[0].N, layers[0].d_in)}")
     return layers
 
 
 class BaseConvStack(nn.Module):
     """``BaseConvStack(layers, num_rows, num_cols, read_in="pad", out_index=None, note="")``.
 
-    layers: ``BaseConv`` modules of one inner shape (N', D). ``forward(u)`` / ``evaluate(u)``:
-    read-in, the layers in order, read-out (module docstring). ``num_layers``, ``width`` (D),
-    ``seq_len`` (N'), ``num_parameters`` (stored numbers of the layers, counted from the tensors) and
-    ``num_nonzero_parameters`` (their nonzero entries) are measured from the stored layers.
+    layers: ``SparseBaseConv`` layers of one inner shape (N', D) (``make_layer``). ``forward(u)`` /
+    ``evaluate(u)``: read-in, the layers in order, read-out (module docstring). ``num_layers``, ``width``
+    (D), ``seq_len`` (N'), ``num_parameters`` (numbers of the layers' dense forms, counted from the
+    tensors ``dense()`` returns) and ``num_nonzero_parameters`` (their nonzero entries) are measured from
+    the stored layers.
     """
 
-    def __init__(self, layers: Sequence[BaseConv], num_rows: int, num_cols: int, read_in: str = "pad",
+    def __init__(self, layers: Sequence[SparseBaseConv], num_rows: int, num_cols: int, read_in: str = "pad",
                  out_index: Sequence[int] | None = None, note: str = ""):
         super().__init__()
         layers = check_layers(layers)
@@ -87,11 +97,11 @@ class BaseConvStack(nn.Module):
 
     @property
     def seq_len(self) -> int:
-        return self.layers[0].seq_len
+        return self.layers[0].N
 
     @property
     def width(self) -> int:
-        return self.layers[0].d_model
+        return self.layers[0].d_in
 
     @property
     def num_layers(self) -> int:
@@ -99,11 +109,15 @@ class BaseConvStack(nn.Module):
 
     @property
     def num_parameters(self) -> int:
-        return sum(layer.num_parameters() for layer in self.layers)
+        return sum(t.numel() for layer in self.layers for t in layer.dense())
 
     @property
     def num_nonzero_parameters(self) -> int:
-        return sum(int((p != 0).sum()) for layer in self.layers for p in layer.parameters())
+        return sum(int((t != 0).sum()) for layer in self.layers for t in layer.dense())
+
+    def dense_layers(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool]]:
+        """(W, b1, b2, h, cyclic) of every layer: its ``dense()`` form, for ``mixers.baseconv``."""
+        return [(*layer.dense(), layer.cyclic) for layer in self.layers]
 
     def read(self, u: torch.Tensor) -> torch.Tensor:
         """The read-in map: (B, N, d) -> (B, N', D)."""

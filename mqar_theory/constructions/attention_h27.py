@@ -21,7 +21,8 @@ blocks of c columns; token x at position i writes one-hot(x) into
 
 Filler 0 is the zero row. A key token fills both the key and the query block: every key is a
 potential key (its first occurrence) and a potential query (any later one); the construction
-never needs to know which. The table E ∈ {0,1}^{c×3c} (u_i = E[x_i]) is a buffer.
+never needs to know which. The table E ∈ {0,1}^{c×3c} (u_i = E[x_i]) is a buffer, a fixed function of c
+(``fixed_tables``), reported apart from the parameters.
 
 Layer 1 (previous-token copy, causal): W_Q¹ = W_K¹ = 0 and W_V¹ = the identity on the key block
 (zero elsewhere), B¹[i, i-1] = 1 and 0 elsewhere (r¹ = (0, 1)). Then O¹[i] = Σ_j B¹[i, j] V¹_j = key block of
@@ -45,11 +46,12 @@ is onehot(x_{j-1}) (+ onehot(x_j) if x_j is itself a key, but then its value blo
 ``make_mqar`` sequence a key occurs in the context at 2m with its value at 2m+1, and once more as
 its query at i > 2m+1: O²[i] = onehot(v) at the query and O²[2m] = 0 at the context occurrence.
 
-Read-out. ``forward`` returns the value block of O², scores s ∈ R^{c} per position (nonzero only
-on value tokens; on make_mqar inputs an exact count, 1 at the answer and 0 elsewhere).
-``predict`` answers argmax s when max s >= ``threshold`` (default 1/2, halfway between 0 and
-1), else -1. At non-key positions the query block is 0, so s = 0 and the answer is -1: no
-explicit role check is needed. A key's repeated context pair (k v .. k v) gives 2·onehot(v), still
+Read-out (``decode``, position-wise, on the final stream u³ = u² + O²). At a key position the value
+block of u³ is that of O² (u and O¹ write nothing there), the scores s ∈ R^{c} (on make_mqar inputs an
+exact count, 1 at the answer and 0 elsewhere); ``decode`` answers argmax s when the query block of u³
+(onehot(x_i) for a key, written by the encoding and carried by both residuals) marks a key and max s >=
+``threshold`` (default 1/2, halfway between 0 and 1), else -1. The gate is read from the stream, not
+from the tokens. A key's repeated context pair (k v .. k v) gives 2·onehot(v), still
 answered v; a value that follows a key's *later* occurrence (never in make_mqar) also counts.
 
 Masks (``mask`` argument, applied to both layers):
@@ -67,98 +69,126 @@ Cost: Q Kᵀ is N×N×3c and the projections N×(3c)², i.e. O(Nc² + N²c) time
 
 from __future__ import annotations
 
+import sympy as sp
 import torch
+from torch import nn
 
-from ..mixers.linear_bias_attention import MASKS, linear_bias_attention
-from .base import Construction, check_threshold, frozen, mixer_layer
+from ..bounds.bound import c
+from ..bounds.claims import Claim
+from ..mixers.linear_bias_attention import MASKS
+from .base import DEFAULT_GRIDS, Construction, check_threshold, sweep
+from .layers import LinearBiasAttentionLayer, relative_bias
 
-__all__ = ["AttentionH27", "attention_h27", "relative_bias"]
-
-_layer = mixer_layer(lambda u, *a, **k: u.shape[-1])(linear_bias_attention)  # one traced layer
+__all__ = ["AttentionH27", "attention_h27", "relative_bias", "encoding_table", "h27_parameter_count"]
 
 
-def relative_bias(r: torch.Tensor, n: int) -> torch.Tensor:
-    """(n, n) Toeplitz bias B[i, j] = r[i - j] for 0 <= i - j < len(r), else 0."""
-    i = torch.arange(n, device=r.device)
-    dist = i[:, None] - i[None, :]  # (n, n)
-    inside = (dist >= 0) & (dist < r.shape[0])
-    return torch.where(inside, r[dist.clamp(0, r.shape[0] - 1)], r.new_zeros(()))
+def h27_parameter_count() -> sp.Expr:
+    """54c², derived from the layer shapes of Prop H.27: 2 layers, each W_Q, W_K, W_V of shape (3c, 3c).
+    The construction also stores its relative biases r¹ = (0, 1), r² = (0,): 54c² + 3 in all."""
+    layers = [{"W_Q": (3 * c, 3 * c), "W_K": (3 * c, 3 * c), "W_V": (3 * c, 3 * c)} for _ in range(2)]
+    return sp.expand(sum(rows * cols for layer in layers for rows, cols in layer.values()))
+
+
+def encoding_table(vocab_size: int) -> torch.Tensor:
+    """E (c, 3c) float64: the role-blocked one-hot of Remark H.26 (key, value and query blocks)."""
+    c_ = vocab_size
+    E = torch.zeros(c_, 3 * c_, dtype=torch.float64)
+    keys, vals = torch.arange(1, c_ // 2), torch.arange(c_ // 2, c_)
+    E[keys, keys] = 1.0  # key block
+    E[vals, c_ + vals] = 1.0  # value block
+    E[keys, 2 * c_ + keys] = 1.0  # query block
+    return E
 
 
 class AttentionH27(Construction):
     """The two-layer linear-bias attention of Prop H.27 (see the module docstring).
 
-    ``num_parameters`` counts W_Q, W_K, W_V of both layers, 6 × (3c)² = 54c² (the zero W_Q¹, W_K¹
-    included, as the paper counts them), and the relative biases r¹ (2) and r² (1): 54c² + 3;
-    ``num_fixed`` counts the encoding table E (c × 3c).
+    Stored parameters: W_Q, W_K, W_V of both layers, 6 × (3c)² = 54c² (the zero W_Q¹, W_K¹ included, as
+    the paper counts them), and the relative biases r¹ (2) and r² (1): 54c² + 3. The encoding table E
+    (c × 3c) is a fixed function of c, reported apart.
     """
 
     name = "attention_h27"
     theorem = "Prop 4.3 / Prop H.27 (linear-bias attention, no softmax)"
-    num_layers = 2
+    claims = (
+        Claim("prop4.3-params", const=55, basis="proved",
+              why="stored 54c² + 3 (six (3c)² matrices, biases r¹, r²); (54c² + 3)/c² <= 54 + 3/16 for c >= 4"),
+        Claim("prop4.3-layers", const=2, basis="proved", why="the program lists two layers"),
+        Claim("prop4.3-width", const=1, basis="proved", why="the layers read a stream of width 3c"),
+    )
+    grids = {**DEFAULT_GRIDS, "gpu": sweep([66, 1000, 16000], 66, [66, 1000, 4000], 1000)}
+    style = {"marker": "o", "size": 9, "curves": ("prop4.3-params", "prop4.3-width"),
+             "tex": {"prop4.3-params": (r"c^2", "Prop 4.3"), "prop4.3-width": (r"3c", "H.26")},
+             "margin_units": "value score (count of matching slots)"}
+
+    @classmethod
+    def closed_form(cls, c: int, N: int, t: int | None = None) -> dict:
+        return {"params": 54 * c * c + 3, "layers": 2, "width": 3 * c}
+
+    @classmethod
+    def fixed_tables(cls, c: int, N: int) -> dict:
+        return {"E": encoding_table(c)}
 
     def __init__(self, vocab_size: int, seq_len: int, mask: str = "strict", threshold: float = 0.5):
         super().__init__(vocab_size, seq_len)
         if mask not in MASKS:
             raise ValueError(f"mask={mask!r}: must be one of {MASKS}")
         check_threshold(threshold)
-        c = vocab_size
-        self.mask, self.threshold, self.width = mask, float(threshold), 3 * c
-        d, half = 3 * c, c // 2
-        key, val, qry = slice(0, c), slice(c, 2 * c), slice(2 * c, 3 * c)
-        eye = torch.eye(c)
+        c_ = vocab_size
+        self.mask, self.threshold = mask, float(threshold)
+        d = 3 * c_
+        key, val, qry = slice(0, c_), slice(c_, 2 * c_), slice(2 * c_, 3 * c_)
+        eye = torch.eye(c_)
+        self.register_buffer("E", encoding_table(c_).to(torch.get_default_dtype()))
 
-        E = torch.zeros(c, d)  # (c, 3c) role-blocked one-hot table
-        keys, vals = torch.arange(1, half), torch.arange(half, c)
-        E[keys, keys] = 1.0  # key block
-        E[vals, c + vals] = 1.0  # value block
-        E[keys, 2 * c + keys] = 1.0  # query block
-        self.register_buffer("E", E)
-
-        # layer 1: copy the key block one slot forward
+        # layer 1: copy the key block one slot forward (B¹[i, i-1] = 1: the previous-token tap)
         W_V1 = torch.zeros(d, d)
         W_V1[key, key] = eye
-        self.W_Q1, self.W_K1, self.W_V1 = frozen(torch.zeros(d, d)), frozen(torch.zeros(d, d)), frozen(W_V1)
-        self.r1 = frozen(torch.tensor([0.0, 1.0]))  # B¹[i, i-1] = 1: the previous-token tap
-        self.r2 = frozen(torch.zeros(1))  # B² = 0
-
-        # layer 2: query block · key block, read the value block
+        layer1 = LinearBiasAttentionLayer(torch.zeros(d, d), torch.zeros(d, d), W_V1, torch.tensor([0.0, 1.0]), mask)
+        # layer 2: query block · key block, read the value block; B² = 0
         W_Q2, W_K2, W_V2 = torch.zeros(d, d), torch.zeros(d, d), torch.zeros(d, d)
         W_Q2[qry, key] = eye
         W_K2[key, key] = eye
         W_V2[val, val] = eye
-        self.W_Q2, self.W_K2, self.W_V2 = frozen(W_Q2), frozen(W_K2), frozen(W_V2)
+        layer2 = LinearBiasAttentionLayer(W_Q2, W_K2, W_V2, torch.zeros(1), mask)
+        self.layers = nn.ModuleList([layer1, layer2])
+
+    def encode(self, tokens) -> torch.Tensor:
+        """(B, n) -> (B, n, 3c): u_i = E[x_i]."""
+        return self.E[self.check_tokens(tokens)]
+
+    def scores(self, stream: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(value-block scores (B, n, c), is-key gate (B, n)) of a final stream, row by row."""
+        c_ = self.vocab_size
+        return stream[..., c_ : 2 * c_], stream[..., 2 * c_ :].amax(-1) > 0.5
+
+    def decode(self, stream: torch.Tensor) -> torch.Tensor:
+        """(B, n, 3c) -> (B, n): argmax of the value block where the query block marks a key and the top
+        score >= threshold, else -1."""
+        s, is_key = self.scores(stream)
+        top, arg = s.max(dim=-1)  # (B, n)
+        return torch.where(is_key & (top >= self.threshold), arg, torch.full_like(arg, -1))
 
     def layer_outputs(self, tokens) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(u¹, O¹, O²), each (B, N, 3c): the encoded input and what each layer adds to the stream
-        (u² = u¹ + O¹, u³ = u² + O²)."""
-        x = self.check_tokens(tokens)  # (B, N)
-        n = x.shape[1]
-        u1 = self.E[x]  # (B, N, 3c)
-        O1 = _layer(u1, self.W_Q1, self.W_K1, self.W_V1, relative_bias(self.r1, n), self.mask)  # (B, N, 3c)
-        u2 = u1 + O1
-        O2 = _layer(u2, self.W_Q2, self.W_K2, self.W_V2, relative_bias(self.r2, n), self.mask)  # (B, N, 3c)
-        return u1, O1, O2
-
-    def forward(self, tokens) -> torch.Tensor:
-        """(B, N, c) scores: the value block that layer 2 writes (O²[..., c:2c])."""
-        c = self.vocab_size
-        return self.layer_outputs(tokens)[2][..., c : 2 * c]
-
-    def predict(self, tokens) -> torch.Tensor:
-        """(B, N) LongTensor: argmax of the scores where the top score >= threshold, else -1."""
-        top, arg = self(tokens).max(dim=-1)  # (B, N)
-        return torch.where(top >= self.threshold, arg, torch.full_like(arg, -1))
+        """(u¹, O¹, O²), each (B, n, 3c): the encoded input and what each layer adds (differences of ``trace``)."""
+        u1, u2, u3 = self.trace(tokens)
+        return u1, u2 - u1, u3 - u2
 
     def margin(self, tokens) -> torch.Tensor:
-        """(B, N) distance of each decision from flipping, in score units (counts of matching prior
+        """(B, n) distance of each decision from flipping, in score units (counts of matching prior
         (key, value) slots; the exact value on make_mqar inputs is 1/2 everywhere). Answered
-        positions: min(top - threshold, top - second); unanswered: threshold - top."""
-        s = self(tokens)  # (B, N, c)
-        top2 = s.topk(2, dim=-1).values  # (B, N, 2)
+        positions: min(top - threshold, top - second); unanswered: threshold - top; both also at most the
+        key gate's distance from 1/2 (|max query block - 1/2|), which alone decides the non-key positions."""
+        return self.map_final(tokens, self._margin)
+
+    def _margin(self, stream: torch.Tensor) -> torch.Tensor:
+        s, is_key = self.scores(stream)
+        gate = (stream[..., 2 * self.vocab_size :].amax(-1) - 0.5).abs()  # the key gate's own margin
+        top2 = s.topk(2, dim=-1).values  # (B, n, 2)
         top, second = top2[..., 0], top2[..., 1]
         answered = top >= self.threshold
-        return torch.where(answered, torch.minimum(top - self.threshold, top - second), self.threshold - top)
+        m = torch.where(answered, torch.minimum(top - self.threshold, top - second), self.threshold - top)
+        return torch.where(is_key, torch.minimum(m, gate), gate)
 
 
 def attention_h27(

@@ -16,7 +16,7 @@ so <code(x), code(y)> = b - 2·hamming(x, y): b for x = y and <= b - 2 otherwise
 u_i = [kcode | vcode | prevk | out | iskey | isval] (four blocks of b channels, two flags):
 kcode = code(x_i) and iskey = 1 if x_i is a key token, vcode = code(x_i) and isval = 1 if x_i is a
 value token (zeros otherwise, so filler 0 is the zero row); prevk and out start at 0. The table
-E ∈ R^{c×d} (u_i = E[x_i]) is a buffer.
+E ∈ R^{c×d} (u_i = E[x_i]) is a buffer, a fixed function of c (``fixed_tables``), reported apart.
 
 Layer 1: previous-token head. W_Q¹ = W_K¹ = 0, W_V¹ reads kcode, W_O¹ writes prevk, and the bias
 is R¹[t] = -β₁·|t - 1| (r¹ = (-β₁, 0, -β₁): peaked at distance t = 1). Slot j >= 1 puts weight 1/Z_j on
@@ -71,42 +71,44 @@ causal fixed biases).
 Counted (``num_parameters``): layer 1 W_Q, W_K, W_V (d × b) and W_O (b × d); layer 2 W_Q, W_K
 (d × (b+1)), W_V (d × b), W_O (b × d): d(8b + 2) = 32b² + 24b + 4 (the zero W_Q¹, W_K¹ included),
 plus the bias parameters r¹, r² (3 each): 32b² + 24b + 10, independent of N. The *values* of W_Q²
-and r²_0 grow like β ~ (ln N)/2, i.e. O(log log N) bits per number. Fixed (``num_fixed``): E (c × d).
+and r²_0 grow like β ~ (ln N)/2, i.e. O(log log N) bits per number. Fixed (reported apart): E (c × d).
 """
 
 from __future__ import annotations
 
 import math
 
+import sympy as sp
 import torch
+from torch import nn
 
+from ..bounds.bound import Bound, c, log2
+from ..bounds.claims import Claim
 from ..utils import is_number
-from .base import Construction, check_threshold, frozen, mixer_layer
+from .base import Construction, check_threshold
+from .layers import SoftmaxAttentionLayer, distance_bias, softmax_attention
 
-__all__ = ["AttentionSoftmax", "attention_softmax", "softmax_attention", "distance_bias"]
+__all__ = ["AttentionSoftmax", "attention_softmax", "softmax_attention", "distance_bias", "encoding_table"]
 
-
-def distance_bias(r: torch.Tensor, n: int) -> torch.Tensor:
-    """(n,) bias by distance from its three stored numbers r = (r_0, r_1, s): R[0] = r_0,
-    R[t >= 1] = r_1 + (t - 1)·s."""
-    t = torch.arange(n, dtype=r.dtype, device=r.device)
-    return torch.where(t == 0, r[0], r[1] + (t - 1).clamp(min=0) * r[2])
+_SOURCE = "mqar_theory attention_softmax (no paper theorem)"
 
 
-@mixer_layer(lambda u, *a, **k: u.shape[-1])
-def softmax_attention(u, W_Q, W_K, W_V, W_O, rel_bias) -> torch.Tensor:
-    """One causal softmax head with a bias by distance. u: (B, n, d); W_Q, W_K: (d, h); W_V: (d, h_v);
-    W_O: (h_v, d); rel_bias: (>= n,) -> (B, n, d).
+def _bits(vocab_size: int) -> int:
+    return max(1, math.ceil(math.log2(vocab_size)))
 
-    logits[i, j] = <Q_i, K_j> + rel_bias[i - j] for j <= i (causal), -inf above the diagonal.
-    """
-    n = u.shape[1]
-    Q, K, V = u @ W_Q, u @ W_K, u @ W_V  # (B, n, h), (B, n, h), (B, n, h_v)
-    i = torch.arange(n, device=u.device)[:, None]  # (n, 1)
-    j = torch.arange(n, device=u.device)[None, :]  # (1, n)
-    logits = Q @ K.transpose(-1, -2) + rel_bias[(i - j).clamp(min=0)]  # (B, n, n)
-    logits = logits.masked_fill(j > i, float("-inf"))
-    return torch.softmax(logits, dim=-1) @ V @ W_O  # (B, n, d)
+
+def encoding_table(vocab_size: int) -> torch.Tensor:
+    """E (c, 4b + 2) float64: [kcode | vcode | prevk = 0 | out = 0 | iskey | isval] of every token."""
+    c_ = vocab_size
+    b = _bits(c_)
+    kc, vc = slice(0, b), slice(b, 2 * b)
+    ids = torch.arange(c_)
+    codes = 2.0 * ((ids[:, None] >> torch.arange(b)) & 1) - 1.0  # (c, b) ±1, bit k of the id
+    is_key, is_val = (ids >= 1) & (ids < c_ // 2), ids >= c_ // 2
+    E = torch.zeros(c_, 4 * b + 2, dtype=torch.float64)
+    E[is_key, kc], E[is_key, 4 * b] = codes[is_key].double(), 1.0
+    E[is_val, vc], E[is_val, 4 * b + 1] = codes[is_val].double(), 1.0
+    return E
 
 
 def _positive(name: str, value) -> float:
@@ -120,37 +122,57 @@ class AttentionSoftmax(Construction):
 
     name = "attention_softmax"
     theorem = "Prop 4.3 (softmax variant, binary codes of width O(log c))"
-    num_layers = 2
+    own_bounds = (
+        Bound("softmax-width", _SOURCE, "upper", "width", log2(c),
+              "two layers of softmax attention on binary token codes solve MQAR with width O(log c), "
+              "independent of N",
+              notes="a project claim: the model dimension is a constant number of code blocks of log2 c bits"),
+        Bound("softmax-params", _SOURCE, "upper", "params", log2(c) ** 2,
+              "its projections are O(log c) × O(log c), so O(log² c) parameters, independent of N"),
+        Bound("softmax-layers", _SOURCE, "upper", "layers", sp.Integer(1),
+              "two layers: a previous-token step, then a lookup"),
+    )
+    claims = (
+        Claim("softmax-width", const=7, basis="proved", why="4b + 2 < 4L + 6 <= 7L for L >= 2"),
+        Claim("softmax-params", const=76, basis="proved",
+              why="32b² + 24b + 10: at c = 4 (b = 2) 186/4 = 46.5; for c >= 6, b < L + 1 gives "
+                  "32 + 88/L + 66/L² <= 75.9 at L >= log2 6"),
+        Claim("softmax-layers", const=2, basis="proved", why="the program lists two layers"),
+    )
+    style = {"marker": "D", "size": 7, "curves": ("softmax-params", "softmax-width"),
+             "tex": {"softmax-params": (r"\log_2^2 c", "ours"), "softmax-width": (r"\log_2 c", "ours")},
+             "margin_units": "weakest code bit, |out| − τ"}
+
+    @classmethod
+    def closed_form(cls, c: int, N: int, t: int | None = None) -> dict:
+        b = _bits(c)
+        return {"params": 32 * b * b + 24 * b + 10, "layers": 2, "width": 4 * b + 2}
+
+    @classmethod
+    def fixed_tables(cls, c: int, N: int) -> dict:
+        return {"E": encoding_table(c)}
 
     def __init__(self, vocab_size: int, seq_len: int, margin_nats: float = 4.0, beta1: float = 20.0,
                  threshold: float = 0.5):
         super().__init__(vocab_size, seq_len)
         m, beta1 = _positive("margin_nats", margin_nats), _positive("beta1", beta1)
         check_threshold(threshold)
-        c, N = vocab_size, seq_len
-        b = max(1, math.ceil(math.log2(c)))
+        c_, N = vocab_size, seq_len
+        b = _bits(c_)
         d = 4 * b + 2
-        self.bits, self.width = b, d
+        self.bits = b
         self.margin_nats, self.beta1, self.threshold = m, beta1, float(threshold)
         self.beta = (math.log(N) + 2 * m) / 2  # layer-2 inverse temperature, grows like log N
         kc, vc, pk, out = (slice(r * b, (r + 1) * b) for r in range(4))
         iskey, isval = 4 * b, 4 * b + 1
-
-        ids = torch.arange(c)
-        codes = 2.0 * ((ids[:, None] >> torch.arange(b)) & 1) - 1.0  # (c, b) ±1, bit k of the id
-        is_key, is_val = (ids >= 1) & (ids < c // 2), ids >= c // 2
-        E = torch.zeros(c, d)  # (c, 4b + 2)
-        E[is_key, kc], E[is_key, iskey] = codes[is_key], 1.0
-        E[is_val, vc], E[is_val, isval] = codes[is_val], 1.0
-        self.register_buffer("E", E)
-
-        self.r1 = frozen(torch.tensor([-beta1, 0.0, -beta1]))  # R¹[t] = -β₁|t - 1|
-        self.r2 = frozen(torch.tensor([self.beta * (b + 2) - m, 0.0, 0.0]))  # sink on the current slot
+        self.register_buffer("E", encoding_table(c_).to(torch.get_default_dtype()))
 
         eye = torch.eye(b)
         W_V1, W_O1 = torch.zeros(d, b), torch.zeros(b, d)
         W_V1[kc] = eye  # read kcode
         W_O1[:, pk] = eye  # write prevk
+        layer1 = SoftmaxAttentionLayer(torch.zeros(d, b), torch.zeros(d, b), W_V1, W_O1,
+                                       torch.tensor([-beta1, 0.0, -beta1]))  # R¹[t] = -β₁|t - 1|
         W_Q2, W_K2 = torch.zeros(d, b + 1), torch.zeros(d, b + 1)  # (d, b+1): code bits and one flag
         W_V2, W_O2 = torch.zeros(d, b), torch.zeros(b, d)
         W_Q2[kc, :b] = self.beta * eye  # β·kcode
@@ -159,9 +181,9 @@ class AttentionSoftmax(Construction):
         W_K2[isval, b] = 1.0  # isval
         W_V2[vc] = eye  # vcode
         W_O2[:, out] = eye  # write out
-        self.W_Q1, self.W_K1 = frozen(torch.zeros(d, b)), frozen(torch.zeros(d, b))
-        self.W_V1, self.W_O1 = frozen(W_V1), frozen(W_O1)
-        self.W_Q2, self.W_K2, self.W_V2, self.W_O2 = frozen(W_Q2), frozen(W_K2), frozen(W_V2), frozen(W_O2)
+        layer2 = SoftmaxAttentionLayer(W_Q2, W_K2, W_V2, W_O2,
+                                       torch.tensor([self.beta * (b + 2) - m, 0.0, 0.0]))  # sink on the current slot
+        self.layers = nn.ModuleList([layer1, layer2])
 
     @property
     def leak_delta(self) -> float:
@@ -177,46 +199,39 @@ class AttentionSoftmax(Construction):
         p = 1 / (1 + math.exp(-m + dl) + math.exp(-2 * m + dl))
         return min(p * (1 - math.exp(-2 * m + dl)) - tau, tau - math.exp(-m + dl))
 
+    def encode(self, tokens) -> torch.Tensor:
+        """(B, n) -> (B, n, 4b + 2): u_i = E[x_i]."""
+        return self.E[self.check_tokens(tokens)]
+
     def layer_outputs(self, tokens) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(u¹, O¹, O²), each (B, N, d): the encoded input and what each layer adds to the stream."""
-        x = self.check_tokens(tokens)  # (B, N)
-        u1 = self.E[x]  # (B, N, d)
-        n = u1.shape[1]
-        O1 = softmax_attention(u1, self.W_Q1, self.W_K1, self.W_V1, self.W_O1, distance_bias(self.r1, n))
-        u2 = u1 + O1
-        O2 = softmax_attention(u2, self.W_Q2, self.W_K2, self.W_V2, self.W_O2, distance_bias(self.r2, n))
-        return u1, O1, O2
+        """(u¹, O¹, O²), each (B, n, d): the encoded input and what each layer adds (differences of ``trace``)."""
+        u1, u2, u3 = self.trace(tokens)
+        return u1, u2 - u1, u3 - u2
 
-    def forward(self, tokens) -> torch.Tensor:
-        """(B, N, b + 1) read-out channels of the final stream u³ = u² + O²: the ``out`` block
-        (≈ code(answer) at answered key positions), then the ``iskey`` channel."""
+    def _read(self, stream: torch.Tensor):
+        """(conf, ids, is_key), each (B, n): the weakest bit of ``out``, its sign-decoded token, the iskey gate."""
         b = self.bits
-        u1, O1, O2 = self.layer_outputs(tokens)
-        u3 = u1 + O1 + O2  # (B, N, d)
-        return torch.cat([u3[..., 3 * b : 4 * b], u3[..., 4 * b : 4 * b + 1]], dim=-1)
-
-    def _decode(self, tokens):
-        """(conf, ids, is_key), each (B, N): the weakest bit, the sign-decoded token, the iskey gate."""
-        s = self(tokens)  # (B, N, b + 1)
-        o, is_key = s[..., : self.bits], s[..., self.bits] > 0.5  # (B, N, b), (B, N)
-        conf = o.abs().min(dim=-1).values  # (B, N) weakest bit
-        weights = 2 ** torch.arange(self.bits, device=o.device)
-        ids = ((o > 0).long() * weights).sum(-1)  # (B, N) sign decoding = nearest code
+        o, is_key = stream[..., 3 * b : 4 * b], stream[..., 4 * b] > 0.5  # (B, n, b), (B, n)
+        conf = o.abs().min(dim=-1).values  # (B, n) weakest bit
+        weights = 2 ** torch.arange(b, device=o.device)
+        ids = ((o > 0).long() * weights).sum(-1)  # (B, n) sign decoding = nearest code
         return conf, ids, is_key
 
-    def predict(self, tokens) -> torch.Tensor:
-        """(B, N) LongTensor: the decoded value token at key positions whose weakest bit is >= threshold,
-        else -1."""
-        conf, ids, is_key = self._decode(tokens)
-        c = self.vocab_size
-        ok = is_key & (conf >= self.threshold) & (ids >= c // 2) & (ids < c)
+    def decode(self, stream: torch.Tensor) -> torch.Tensor:
+        """(B, n, d) -> (B, n): the decoded value token at key rows whose weakest bit is >= threshold, else -1."""
+        conf, ids, is_key = self._read(stream)
+        c_ = self.vocab_size
+        ok = is_key & (conf >= self.threshold) & (ids >= c_ // 2) & (ids < c_)
         return torch.where(ok, ids, torch.full_like(ids, -1))
 
     def margin(self, tokens) -> torch.Tensor:
-        """(B, N) |min_k |out_k| - threshold| at key positions, in code units (each coordinate of out
+        """(B, n) |min_k |out_k| - threshold| at key positions, in code units (each coordinate of out
         lies in [-1, 1]; ideal value 1/2); +inf at other positions, whose answer (-1) is fixed by the
         token's role."""
-        conf, _, is_key = self._decode(tokens)
+        return self.map_final(tokens, self._margin)
+
+    def _margin(self, stream: torch.Tensor) -> torch.Tensor:
+        conf, _, is_key = self._read(stream)
         return torch.where(is_key, (conf - self.threshold).abs(), torch.full_like(conf, math.inf))
 
 

@@ -15,7 +15,7 @@ distinct code; c >= 4 so b >= 2), r = b + 1 slots per channel group, G = N - 1 s
 s = 1 .. N-1 plus a shared group s = 0, width d = N·r. Channel (s, j) is column s·r + j.
 bit_j(x) = (x >> j) & 1 and a_j(x) = 2·bit_j(x) - 1 ∈ {±1}; key(x) = 1 if 1 <= x < c/2.
 
-Encoding (a fixed table, ``num_fixed``): u_i[(0, j)] = bit_j(x_i) for j < b, u_i[(0, b)] = key(x_i),
+Encoding (a fixed table of c, reported apart): u_i[(0, j)] = bit_j(x_i) for j < b, u_i[(0, b)] = key(x_i),
 every other channel 0 (the input zero-padded into the top-left corner, `def: gated-conv`).
 
 The target. At a key position i, x_i = x_{i-s} for exactly the distances s to its earlier
@@ -76,7 +76,7 @@ Counts (closed forms in ``data_independent_counts(c, N)``, checked against the b
   * width d = N·(b + 1) = O(N log c).
   * dense parameters, as eq. (1) counts them (W d×d, b1, b2, h N×d each, per layer):
     L·(d² + 3Nd) = (T + 4)·(N²(b+1)² + 3N²(b+1)) = O(N² log² c · log log c).
-  * stored parameters (``num_parameters``): W is stored sparse (its nonzero values; the positions
+  * stored parameters (``bounds.measure_sizes``): W is stored sparse (its nonzero values; the positions
     are integer buffers), b1 and b2 are position-independent rows (1, d) broadcast over positions,
     h is stored dense with as many taps as its longest shift needs (N for layer 1, N - 1 for the
     value gate, 1 elsewhere). Nonzeros of W per layer: fan-out r + Gb, bit products r + Gb, tree
@@ -85,15 +85,13 @@ Counts (closed forms in ``data_independent_counts(c, N)``, checked against the b
     stored = nnz + 2dL + d(2N + T + 1) = 2N²(b+1) + O(N log c · log log c) = O(N² log c), dominated
     by the two banks of impulse filters: a factor ~N above Thm 4.4's Õ(N log c), the price of one
     filter per distance instead of the paper's dyadic circuit.
-  * ``num_fixed`` = c·r (the code table) + 2·nnz (the int64 row/column indices of the sparse W's).
+  * fixed (reported apart): the code table c·r; index: 2·nnz (the int64 row/column indices of the sparse W's).
 
-Computation. The stack runs channel-major, (B, d, n), so that routing channels through the sparse
-W and shifting them in time move contiguous rows; a filter whose channels are single impulses (all
-of them here) is applied as the shift it is, by a gather, and any other h by the FFT convolution
-of ``mixers.conv.causal_conv``. Each layer is checked against ``mixers.baseconv`` on its dense
-weights (``dense_layers``). A forward pass holds a few (B, d, n) activations, d = N(b+1);
-``chunk_elements`` bounds the batch slice processed at once. At N = c = 1024, d = 11264: 11.5M
-numbers per sequence and activation.
+Computation. Every layer is a ``layers.SparseBaseConv`` with a dense filter (``dense_h=True``), run
+channel-major so that routing channels through the sparse W and shifting them in time move contiguous rows;
+each is checked against ``mixers.baseconv`` on its ``dense()`` weights. A forward pass holds a few (B, n, d)
+activations, d = N(b+1); ``chunk_elements`` bounds the batch slice the runner processes at once. At
+N = c = 1024, d = 11264: 11.5M numbers per sequence and activation.
 """
 
 from __future__ import annotations
@@ -104,11 +102,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..mixers.conv import causal_conv
+from ..bounds.bound import Bound, N, c, log2
+from ..bounds.claims import Claim
 from ..utils import is_int
-from .base import Construction, check_threshold, frozen, mixer_layer
+from .base import DEFAULT_GRIDS, Construction, check_threshold, sweep
+from .layers import LayerSpec, SparseBaseConv
 
-__all__ = ["BaseConvDataIndependent", "baseconv_data_independent", "data_independent_counts"]
+__all__ = ["BaseConvDataIndependent", "baseconv_data_independent", "data_independent_counts", "code_table"]
+
+_SOURCE = "mqar_theory baseconv_data_independent (all-distances; no paper theorem)"
 
 
 def _bits(vocab_size: int) -> int:
@@ -119,142 +121,79 @@ def _bits(vocab_size: int) -> int:
 def data_independent_counts(vocab_size: int, seq_len: int) -> dict:
     """Closed-form sizes of ``baseconv_data_independent(vocab_size, seq_len)`` (derived in the
     module docstring): bits b, tree levels T, layers, width, nnz (nonzeros of all W), params
-    (stored, = ``num_parameters``), dense_params (eq. (1) with dense W, b1, b2, h), fixed."""
-    c, N = vocab_size, seq_len
-    b = _bits(c)
+    (stored floating-point numbers), dense_params (eq. (1) with dense W, b1, b2, h), fixed, index."""
+    c_, n_ = vocab_size, seq_len
+    b = _bits(c_)
     T = math.ceil(math.log2(b))
-    r, G = b + 1, N - 1
-    L, d = T + 4, N * (b + 1)
+    r, G = b + 1, n_ - 1
+    L, d = T + 4, n_ * (b + 1)
     nnz = G * (6 * b + 1) + r * (T + 2) + 1
     return {
-        "bits": b,
-        "tree_levels": T,
-        "layers": L,
-        "width": d,
-        "nnz": nnz,
-        "params": nnz + 2 * d * L + d * (2 * N + T + 1),
-        "dense_params": L * (d * d + 3 * N * d),
-        "fixed": c * r + 2 * nnz,
+        "bits": b, "tree_levels": T, "layers": L, "width": d, "nnz": nnz,
+        "params": nnz + 2 * d * L + d * (2 * n_ + T + 1),
+        "dense_params": L * (d * d + 3 * n_ * d),
+        "fixed": c_ * r, "index": 2 * nnz,
     }
 
 
-class _Spec:
-    """The numbers of one BaseConv layer while it is being written down (numpy, float64)."""
-
-    def __init__(self, name: str, d: int):
-        self.name, self.d = name, d
-        self.src, self.dst, self.val = [], [], []  # W[src, dst] = val
-        self.b1, self.b2 = np.zeros(d), np.zeros(d)
-        self.taps, self.chans, self.hval = [], [], []  # h[tap, chan] = hval
-
-    def route(self, src, dst, val=1.0):
-        src, dst, val = np.broadcast_arrays(np.asarray(src), np.asarray(dst), np.asarray(val, dtype=float))
-        self.src.append(src.ravel())
-        self.dst.append(dst.ravel())
-        self.val.append(val.ravel())
-
-    def conv(self, tap, chan, val=1.0):
-        tap, chan, val = np.broadcast_arrays(np.asarray(tap), np.asarray(chan), np.asarray(val, dtype=float))
-        self.taps.append(tap.ravel())
-        self.chans.append(chan.ravel())
-        self.hval.append(val.ravel())
-
-    def carry(self, chan):
-        """Identity primitive on these channels: W = 1, h = 0, b1 = 0, b2 = 1."""
-        self.route(chan, chan)
-        self.b2[np.asarray(chan)] = 1.0
-
-
-class _SparseBaseConv(nn.Module):
-    """Eq. (1) with a sparsely stored W: y = (u W + b1) ⊙ (h ∗ u + b2).
-
-    Parameters: ``W_val`` (nnz,) with int64 buffers ``W_src``, ``W_dst`` (W[src, dst] = val);
-    ``b1``, ``b2`` (1, d), position-independent and broadcast over positions; ``h`` (L, d), a causal
-    filter with L taps (``causal_conv`` of ``mixers.conv``). ``dense(N)`` gives the same layer as
-    the (W, b1, b2, h) of shapes (d, d), (N, d), (N, d), (N, d) that ``mixers.baseconv`` takes.
-    """
-
-    def __init__(self, spec: _Spec, dtype, device):
-        super().__init__()
-        self.name, self.d = spec.name, spec.d
-        def cat(xs, dt):
-            return torch.as_tensor(np.concatenate(xs) if xs else np.zeros(0), dtype=dt, device=device)
-
-        self.register_buffer("W_src", cat(spec.src, torch.long))
-        self.register_buffer("W_dst", cat(spec.dst, torch.long))
-        self.W_val = frozen(cat(spec.val, dtype))  # (nnz,)
-        self.b1 = frozen(torch.as_tensor(spec.b1[None], dtype=dtype, device=device))  # (1, d)
-        self.b2 = frozen(torch.as_tensor(spec.b2[None], dtype=dtype, device=device))  # (1, d)
-        taps, chans = cat(spec.taps, torch.long), cat(spec.chans, torch.long)
-        h = torch.zeros(int(taps.max()) + 1 if taps.numel() else 1, spec.d, dtype=dtype, device=device)
-        h.index_put_((taps, chans), cat(spec.hval, dtype), accumulate=True)
-        self.h = frozen(h)  # (L, d)
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, n, d)
-        return self.forward_cm(u.transpose(1, 2)).transpose(1, 2)
-
-    @mixer_layer(lambda self, v: v.shape[1])
-    def forward_cm(self, v: torch.Tensor) -> torch.Tensor:  # (B, d, n) -> (B, d, n)
-        """Eq. (1) on a channel-major stream (v = uᵀ per sequence), the layout the stack runs in:
-        selecting channels and shifting in time then move contiguous rows."""
-        n = v.shape[-1]
-        routed = v.index_select(1, self.W_src).mul_(self.W_val[:, None])  # (B, nnz, n): u[:, src]·W[src, dst]
-        lin = v.new_zeros(v.shape).index_add_(1, self.W_dst, routed)
-        lin += self.b1[:n].T  # (B, d, n): (u W + b1)ᵀ
-        conv = self.conv_cm(v)
-        conv += self.b2[:n].T  # (B, d, n): (h ∗ u + b2)ᵀ
-        return lin.mul_(conv)
-
-    def conv_cm(self, v: torch.Tensor) -> torch.Tensor:  # (B, d, n) -> (B, d, n)
-        """(h ∗ u)ᵀ, causal. When every channel's filter is a single impulse (all filters here), it is
-        the shift y[i, q] = h[t_q, q]·u[i - t_q, q] (0 for i < t_q), done by a gather: exact, and
-        cheaper than the FFT of ``mixers.conv.causal_conv``, which handles any other h."""
-        n = v.shape[-1]
-        impulses = self._impulses()
-        if impulses is None:
-            return causal_conv(v.transpose(1, 2), self.h[:n]).transpose(1, 2)
-        tap, coef = impulses  # (d,), (d, 1)
-        coef = torch.where(tap[:, None] < n, coef, 0.0)  # taps >= n never reach the input
-        tap = tap.clamp(max=n - 1)
-        top = int(tap.max())
-        if top == 0:
-            return v * coef
-        padded = nn.functional.pad(v, (top, 0))  # (B, d, top + n): zeros before position 0
-        idx = torch.arange(top, top + n, device=v.device) - tap[:, None]  # (d, n) source of y[q, i]
-        return padded.gather(2, idx.expand(v.shape[0], -1, -1)).mul_(coef)
-
-    def _impulses(self):
-        """(tap (d,), height (d, 1)) of h when each channel has at most one nonzero tap, else None;
-        recomputed whenever h changes (its version, storage, dtype or device)."""
-        h = self.h
-        key = (h.data_ptr(), h._version, h.dtype, h.device)
-        if getattr(self, "_impulse_key", None) != key:
-            nz = h != 0
-            single = bool((nz.sum(0) <= 1).all())
-            tap = (nz * torch.arange(h.shape[0], device=h.device)[:, None]).sum(0)  # (d,)
-            self._impulse_key, self._impulse = key, ((tap, h.gather(0, tap[None]).T) if single else None)
-        return self._impulse
-
-    def dense(self, seq_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        d, N = self.d, seq_len
-        W = self.W_val.new_zeros(d, d)
-        W.index_put_((self.W_src, self.W_dst), self.W_val.detach(), accumulate=True)  # (d, d)
-        h = self.h.new_zeros(N, d)
-        h[: self.h.shape[0]] = self.h.detach()
-        return W, self.b1.detach().expand(N, d).clone(), self.b2.detach().expand(N, d).clone(), h
+def code_table(vocab_size: int) -> torch.Tensor:
+    """(c, b+1) float64: the token bits, then the key flag (group 0 of the encoded stream)."""
+    b = _bits(vocab_size)
+    x = torch.arange(vocab_size)
+    codes = torch.zeros(vocab_size, b + 1, dtype=torch.float64)
+    codes[:, :b] = ((x[:, None] >> torch.arange(b)) & 1).double()
+    codes[:, b] = ((x >= 1) & (x < vocab_size // 2)).double()
+    return codes
 
 
 class BaseConvDataIndependent(Construction):
     """Data-independent BaseConv for MQAR (see the module docstring for the derivation).
 
-    ``num_parameters`` counts the stored weight numbers: the nonzero values of every W, the rows
-    b1, b2 (1 × d each) and the filters h (taps × d), per layer; ``dense_num_parameters`` the count
-    of eq. (1) with dense W (d × d) and b1, b2, h of N × d. ``num_fixed``: the code table (c × (b+1))
-    and the int64 positions of the nonzeros of W.
+    Stored parameters: the nonzero values of every W, the rows b1, b2 (1 × d each) and the filters h
+    (taps × d), per layer; ``dense_num_parameters`` the count of eq. (1) with dense W (d × d) and b1, b2, h
+    of N × d. Reported apart: the code table (c × (b+1)) and the int64 positions of the nonzeros of W.
     """
 
     name = "baseconv_data_independent"
     theorem = "Thm 4.4 (data-independent filters; all-distances construction, O(log log c) layers)"
+    own_bounds = (
+        Bound("di-params", _SOURCE, "upper", "params", N * log2(c) * (N + log2(log2(c))),
+              "one shift group of ⌈log2 c⌉ + 1 channels per distance: 2N²(b+1) + O(N log c log log c) stored "
+              "numbers, O(N log c (N + log log c)) — a factor N/polylog above Thm 4.4's Õ(N log c); the "
+              "N log c log log c term (b1, b2 rows of every layer) is not O(N² log c) at fixed N"),
+        Bound("di-width", _SOURCE, "upper", "width", N * log2(c), "width N·(⌈log2 c⌉ + 1) = O(N log c): grows with N"),
+        Bound("di-layers", _SOURCE, "upper", "layers", log2(log2(c)),
+              "⌈log2 ⌈log2 c⌉⌉ + 4 = O(log log c) layers, independent of N (the order of Based Thm 3.2's lower "
+              "bound)"),
+    )
+    claims = (
+        Claim("di-layers", const=5, basis="proved",
+              why="T + 4 with T = ⌈log2 b⌉: 5 at c = 4 (ratio 5); for c >= 6, T + 4 < log2(L + 1) + 5 and "
+                  "(log2(L + 1) + 5)/log2 L decreases, 4.99 at L = log2 6"),
+        Claim("di-width", const=1.8, basis="proved", why="N(b + 1)/(N L) < 1 + 2/L: 1.5 at c = 4, <= 1.774 for c >= 6"),
+        Claim("di-params", const=14, basis="proved",
+              why="stored = 2N²r + Nr(3T + 9) + (N-1)(6b+1) + r(T+2) + 1 (r = b + 1 <= 2L); over "
+                  "N L (N + λ): <= 4 + 2(3λ + 13.76)/(λ + 4) + 9.5/5 + (2λ + 7.7)/(4(λ + 4)) <= 4 + 6.71 + 1.9 + 0.5"),
+        Claim("thm4.4-layers", const=1, basis="proved",
+              why="T + 4 < log2(L + 1) + 5 <= (L + 2)² <= log2²(Nc) for L >= 2, N >= 4"),
+        Claim("thm4.4-params", expect="fails", const=100, phrase="grows",
+              why="O(N² log c) parameters: the ratio to N log c · log²(Nc) grows like N / log²(Nc)"),
+        Claim("based-thm3.2-layers", expect="context"),
+        Claim("based-thm3.4-layers", expect="context"),
+        Claim("based-combined-layers", expect="context"),
+    )
+    grids = {**DEFAULT_GRIDS, "gpu": sweep([66, 250, 1000, 2000], 1000, [66, 1000, 65000], 250)}
+    style = {"marker": "s", "size": 6, "curves": ("di-params", "di-width"),
+             "tex": {"di-params": (r"N\log_2 c\,(N + \log_2\log_2 c)", "ours"), "di-width": (r"N\log_2 c", "ours")},
+             "margin_units": "match count M and bit sums Y"}
+
+    @classmethod
+    def closed_form(cls, c: int, N: int, t: int | None = None) -> dict:
+        return {q: data_independent_counts(c, N)[q] for q in ("params", "layers", "width")}
+
+    @classmethod
+    def fixed_tables(cls, c: int, N: int) -> dict:
+        return {"codes": code_table(c)}
 
     def __init__(self, vocab_size: int, seq_len: int, threshold: float = 0.5, *,
                  dtype: torch.dtype = torch.float64, device="cpu", chunk_elements: int = 2**22):
@@ -264,137 +203,118 @@ class BaseConvDataIndependent(Construction):
             raise ValueError(f"chunk_elements={chunk_elements!r}: must be an integer >= 1")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype={dtype!r}: must be torch.float32 or torch.float64")
-        c, N = vocab_size, seq_len
-        b = _bits(c)
+        b = _bits(vocab_size)
         self.bits, self.tree_levels = b, math.ceil(math.log2(b))
-        self.slots, self.width = b + 1, N * (b + 1)
+        self.slots, self.d = b + 1, seq_len * (b + 1)
         self.threshold, self.chunk_elements = float(threshold), chunk_elements
-
-        x = torch.arange(c)
-        codes = torch.zeros(c, self.slots, dtype=dtype)  # (c, b+1): bits, then key flag
-        codes[:, :b] = ((x[:, None] >> torch.arange(b)) & 1).to(dtype)
-        codes[:, b] = ((x >= 1) & (x < c // 2)).to(dtype)
-        self.register_buffer("codes", codes.to(device))
-
-        self.layers = nn.ModuleList(_SparseBaseConv(s, dtype, device) for s in self._specs())
-        self.num_layers = len(self.layers)
+        self.register_buffer("codes", code_table(vocab_size).to(dtype=dtype, device=device))
+        self.layers = nn.ModuleList(SparseBaseConv(s, dtype, device, dense_h=True) for s in self._specs())
 
     def ch(self, s, j):
         """Column of channel (s, j): group s (0 shared, 1 .. N-1 the shifts), slot j in 0 .. b."""
         return np.asarray(s) * self.slots + np.asarray(j)
 
-    def _specs(self) -> list[_Spec]:
-        b, d, T, N = self.bits, self.width, self.tree_levels, self.seq_len
-        ch, key = self.ch, b
-        S = np.arange(1, N)[:, None]  # (G, 1) shift groups
+    # --- the layers, step by step as in the module docstring -------------------------------------------
+    def _specs(self) -> list[LayerSpec]:
+        b, T, n_ = self.bits, self.tree_levels, self.seq_len
+        S = np.arange(1, n_)[:, None]  # (G, 1) shift groups
         J = np.arange(b)[None, :]  # (1, b) bit slots
-        group0 = ch(0, np.arange(b + 1))
-        specs = []
+        return [self._fan_out(S, J), self._bit_products(S, J),
+                *(self._tree_level(t, S, J) for t in range(1, T + 1)), self._value_gate(S, J), self._sum(S, J)]
 
-        fan = _Spec("fan-out", d)
-        fan.carry(group0)
-        fan.route(ch(0, J), ch(S, J))
-        fan.b2[ch(S, J)] = 1.0
-        specs.append(fan)
+    def _group0(self):
+        return self.ch(0, np.arange(self.bits + 1))
 
-        prod = _Spec("bit products", d)
-        prod.carry(group0)
-        prod.route(ch(S, J), ch(S, J), 2.0)
-        prod.b1[ch(S, J)] = -1.0
-        prod.conv(S, ch(S, J), 2.0)
-        prod.b2[ch(S, J)] = -1.0
-        specs.append(prod)
+    def _fan_out(self, S, J) -> LayerSpec:
+        """0. route (0, j) -> (s, j) for every s >= 1, j < b (the conv branch is channel-wise, so bit j must
+        sit in channel (s, j) for the next layer to shift it by s); carry group 0."""
+        ch, spec = self.ch, LayerSpec("fan-out", self.d, self.seq_len)
+        spec.carry(self._group0())
+        spec.route(ch(0, J), ch(S, J))
+        spec.b2[ch(S, J)] = 1.0
+        return spec
 
-        for t in range(1, T + 1):
-            lvl = _Spec(f"tree level {t}", d)
-            half, first = 2 ** (t - 1), t == 1
-            for j in range(0, b, 2 * half):
-                out = ch(S, j)
-                if j + half < b:  # a pair: slot j (conv branch) times slot j + half (linear branch)
-                    lvl.route(ch(S, j + half), out, 0.5 if first else 1.0)
-                    lvl.b1[out] = 0.5 if first else 0.0
-                else:  # a single: slot j times 1
-                    lvl.b1[out] = 1.0
-                lvl.conv(0, out, 0.5 if first else 1.0)
-                lvl.b2[out] = 0.5 if first else 0.0
-            if t < T:
-                lvl.carry(group0)
-            else:
-                lvl.carry(ch(0, key))
-                lvl.route(ch(0, J), ch(S, 1 + J))  # the value copies
-                lvl.b2[ch(S, 1 + J)] = 1.0
-            specs.append(lvl)
+    def _bit_products(self, S, J) -> LayerSpec:
+        """1. (s, j): W = 2, b1 = -1 (linear branch a_j(x_i)); h = 2 at tap s, b2 = -1 (conv branch
+        a_j(x_{i-s}), -1 on padding): p_{s,j} = a_j(x_i)·a_j(x_{i-s}). Carry group 0."""
+        ch, spec = self.ch, LayerSpec("bit products", self.d, self.seq_len)
+        spec.carry(self._group0())
+        spec.route(ch(S, J), ch(S, J), 2.0)
+        spec.b1[ch(S, J)] = -1.0
+        spec.conv(S, ch(S, J), 2.0)
+        spec.b2[ch(S, J)] = -1.0
+        return spec
 
-        val = _Spec("value gate", d)
-        val.route(ch(S, 0), ch(S, 1 + J))
-        val.conv(S - 1, ch(S, 1 + J), 2.0)
-        val.b2[ch(S, 1 + J)] = -1.0
-        val.carry(ch(S, 0))
-        val.route(ch(0, key), group0)
-        val.b2[group0] = 1.0
-        specs.append(val)
+    def _tree_level(self, t: int, S, J) -> LayerSpec:
+        """2 .. T+1. level t: slot j (a multiple of 2^t) = slot j (conv, tap 0) × slot j + 2^(t-1) (linear)
+        when that slot exists, else slot j alone (b1 = 1); level 1 applies e = (1 + p)/2 to both factors.
+        Levels below T carry group 0; level T carries the key flag and routes the bits (0, k) -> (s, 1 + k)."""
+        ch, b, T = self.ch, self.bits, self.tree_levels
+        spec = LayerSpec(f"tree level {t}", self.d, self.seq_len)
+        half, first = 2 ** (t - 1), t == 1
+        for j in range(0, b, 2 * half):
+            out = ch(S, j)
+            if j + half < b:  # a pair: slot j (conv branch) times slot j + half (linear branch)
+                spec.route(ch(S, j + half), out, 0.5 if first else 1.0)
+                spec.b1[out] = 0.5 if first else 0.0
+            else:  # a single: slot j times 1
+                spec.b1[out] = 1.0
+            spec.conv(0, out, 0.5 if first else 1.0)
+            spec.b2[out] = 0.5 if first else 0.0
+        if t < T:
+            spec.carry(self._group0())
+        else:
+            spec.carry(ch(0, b))
+            spec.route(ch(0, J), ch(S, 1 + J))  # the value copies
+            spec.b2[ch(S, 1 + J)] = 1.0
+        return spec
 
-        out = _Spec("sum and key gate", d)
-        out.route(ch(S, 1 + J), ch(0, J))
-        out.route(ch(S, 0), ch(0, key))
-        out.conv(0, group0, 1.0)
-        specs.append(out)
-        return specs
+    def _value_gate(self, S, J) -> LayerSpec:
+        """T+2. (s, 1 + k): linear branch m_s (routed from (s, 0)), h = 2 at tap s - 1, b2 = -1 (conv branch
+        a_k(x_{i-s+1})): m_s·a_k(x_{i-s+1}). Carry (s, 0); r copies of key(x_i) into group 0."""
+        ch, spec = self.ch, LayerSpec("value gate", self.d, self.seq_len)
+        spec.route(ch(S, 0), ch(S, 1 + J))
+        spec.conv(S - 1, ch(S, 1 + J), 2.0)
+        spec.b2[ch(S, 1 + J)] = -1.0
+        spec.carry(ch(S, 0).ravel())
+        spec.route(ch(0, self.bits), self._group0())
+        spec.b2[self._group0()] = 1.0
+        return spec
+
+    def _sum(self, S, J) -> LayerSpec:
+        """T+3. (0, k) = Σ_s (s, 1 + k) times the key copy (conv tap 0): Y_k; (0, b) = Σ_s (s, 0) times it: M."""
+        ch, spec = self.ch, LayerSpec("sum and key gate", self.d, self.seq_len)
+        spec.route(ch(S, 1 + J), ch(0, J))
+        spec.route(ch(S, 0), ch(0, self.bits))
+        spec.conv(0, self._group0(), 1.0)
+        return spec
 
     # --- sizes -------------------------------------------------------------------------------
     @property
     def dense_num_parameters(self) -> int:
         """Eq. (1)'s count with dense weights: L·(d² + 3Nd)."""
-        d, N = self.width, self.seq_len
-        return self.num_layers * (d * d + 3 * N * d)
+        return len(self.layers) * (self.d * self.d + 3 * self.seq_len * self.d)
 
     def dense_layers(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Every layer as the dense (W (d,d), b1 (N,d), b2 (N,d), h (N,d)) of ``mixers.baseconv``.
         Memory L·(d² + 3Nd): for small N only."""
-        return [layer.dense(self.seq_len) for layer in self.layers]
+        return [layer.dense() for layer in self.layers]
 
-    def summary(self) -> dict:
-        return {**super().summary(), "dense_params": self.dense_num_parameters, "bits": self.bits}
-
-    # --- forward -----------------------------------------------------------------------------
+    # --- encode / decode ---------------------------------------------------------------------
     def encode(self, tokens) -> torch.Tensor:
         """(B, n) tokens -> (B, n, d): the codes in group 0, zero elsewhere."""
-        return self.encode_cm(tokens).transpose(1, 2)
-
-    def encode_cm(self, tokens) -> torch.Tensor:
-        """The same, channel-major: (B, d, n)."""
         x = self.check_tokens(tokens)
-        v = self.codes.new_zeros(x.shape[0], self.width, x.shape[1])  # (B, d, n)
-        v[:, : self.slots] = self.codes[x].transpose(1, 2)
-        return v
+        u = self.codes.new_zeros(*x.shape, self.d)  # (B, n, d)
+        u[..., : self.slots] = self.codes[x]
+        return u
 
-    def streams(self, tokens) -> list[torch.Tensor]:
-        """[u, y_0, .., y_{L-1}]: the encoded input and every layer's output, each (B, n, d); for a
-        worked instance (no chunking)."""
-        out = [self.encode_cm(tokens)]
-        for layer in self.layers:
-            out.append(layer.forward_cm(out[-1]))
-        return [v.transpose(1, 2) for v in out]
+    def scores(self, stream: torch.Tensor) -> torch.Tensor:
+        """(B, n, b+1) (Y_0 .. Y_{b-1}, M): the shared group of a final stream."""
+        return stream[..., : self.slots]
 
-    def forward(self, tokens) -> torch.Tensor:
-        """(B, n, b+1) scores (Y_0 .. Y_{b-1}, M): the shared group of the last layer's output."""
-        x = self.check_tokens(tokens)
-        B, n = x.shape
-        if n == 0:
-            return self.codes.new_zeros(B, 0, self.slots)
-        step = max(1, self.chunk_elements // (n * self.width))
-        parts = []
-        for lo in range(0, B, step):
-            v = self.encode_cm(x[lo : lo + step])  # (B', d, n)
-            for layer in self.layers:
-                v = layer.forward_cm(v)
-            parts.append(v[:, : self.slots].transpose(1, 2))  # (B', n, b+1)
-        return torch.cat(parts) if parts else self.codes.new_zeros(0, n, self.slots)
-
-    def predict(self, tokens) -> torch.Tensor:
-        """(B, n) LongTensor: Σ_k 2^k [Y_k > 0] where M > threshold, else -1."""
-        s = self(tokens)
-        b = self.bits
+    def decode(self, stream: torch.Tensor) -> torch.Tensor:
+        """(B, n, d) -> (B, n): Σ_k 2^k [Y_k > 0] where M > threshold, else -1."""
+        s, b = self.scores(stream), self.bits
         weights = 2 ** torch.arange(b, device=s.device)
         token = ((s[..., :b] > 0).long() * weights).sum(-1)  # (B, n)
         return torch.where(s[..., b] > self.threshold, token, torch.full_like(token, -1))
@@ -403,7 +323,10 @@ class BaseConvDataIndependent(Construction):
         """(B, n) distance of each decision from flipping, in score units (the exact value is 1/2 at
         every unanswered position and at a key with one earlier occurrence): answered positions
         min(M - threshold, min_k |Y_k|), unanswered ones threshold - M."""
-        s = self(tokens)
+        return self.map_final(tokens, self._margin)
+
+    def _margin(self, stream: torch.Tensor) -> torch.Tensor:
+        s = self.scores(stream)
         M, Y = s[..., self.bits], s[..., : self.bits]
         answered = M > self.threshold
         return torch.where(answered, torch.minimum(M - self.threshold, Y.abs().amin(-1)), self.threshold - M)
@@ -419,9 +342,9 @@ def baseconv_data_independent(vocab_size: int, seq_len: int, threshold: float = 
         seq_len: N >= 4, the longest input; predict accepts any length <= N.
         threshold: read-out threshold on the match count M, in (0, 1); default 1/2 (M is 0 or an
             integer >= 1 when exact).
-        dtype, device: of the weights (float64 default: exact; float32 exact up to FFT rounding).
-        chunk_elements: memory knob, not part of the model: forward processes the batch in slices
-            of at most max(1, chunk_elements // (n·d)) sequences; default 2**22.
+        dtype, device: of the weights (float64 default: exact; float32 exact too, every value is a half-integer).
+        chunk_elements: memory knob, not part of the model: the runner processes the batch in slices of at
+            most max(1, chunk_elements // (n·d)) sequences; default 2**22.
     """
     return BaseConvDataIndependent(vocab_size, seq_len, threshold, dtype=dtype, device=device,
                                    chunk_elements=chunk_elements)

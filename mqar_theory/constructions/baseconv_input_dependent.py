@@ -10,10 +10,14 @@ u is zero-padded into block 0)::
     blocks 1 .. t    K_g: the key stream, one copy per selected distance s_g
     blocks t+1 .. 2t V_g: the value stream, one copy per selected distance
 
-The filters (programmatic rule). ``interaction_distances`` lists the distances s = i - j >= 1 at
-which the token at i occurred before (x_j = x_i, j < i), over key tokens [1, c/2) only: filler 0
-and value tokens are never queries (the vocabulary split of Algorithm 1), so their repeats select
-nothing. The distance set t = {s_1 < .. < s_t} programs two filter banks, impulse_{s_g} (key shift)
+The filters (programmatic rule). ``interaction_distances`` lists the distances s = i - j* >= 1 from a
+key token at i back to the *first* occurrence j* < i of the same token, over key tokens [1, c/2) only:
+filler 0 and value tokens are never queries (the vocabulary split of Algorithm 1), so their repeats
+select nothing. It is the one definition of Thm 4.5's t (``bounds`` counts it from the tokens): with the
+row mask below the key stream holds first occurrences only, so no other distance can match. The printed
+construction without the mask (``mask_query_rows=False``) programs every repeat distance i - j (x_j = x_i,
+any earlier j; ``repeat_distances``), our reading of "interaction distances" when no role is known.
+The distance set t = {s_1 < .. < s_t} programs two filter banks, impulse_{s_g} (key shift)
 and impulse_{s_g - 1} (value shift), each t filters of size N×c.
 
 The layers (eq. (1): y = (uW + b1) ⊙ (h ∗ u + b2); W written block by block, all other entries 0):
@@ -65,32 +69,33 @@ sets. (A shared filter bank for a batch would work for the filters, but the row 
 of the example, so each example is its own BaseConv model, as in Thm 4.5.)
 
 Sizes (decision). The model is built with ``max_distances`` = T slots (default N - 1: every
-possible distance, so any input fits); an input needing more distinct distances is refused. The
-module stores only the input-independent projections as parameters: eight c-vectors (Linear_Q,
-Linear_K, Linear_V, layer 2's copy and pass maps, layer 3's sum and broadcast, Linear_sum), so
-``num_parameters`` = 8c. The filter banks and the row mask are written per input by ``program``;
-``program(x).num_parameters`` is what Thm 4.5 counts for that input, 2·t·N·c + N + 8c with t the
-number of filters the program holds (two banks of t filters of size N×c), and
-``program(x).stored_numbers`` what is really in memory, 2·t·N + N + 8c: each filter is an impulse
-(t, N, 1) expanded across the c channels. The bound check reads the theorem's count, measured as the
-numel of the program's tensors, against t·N·c with t the distinct interaction distances of the
-input (measured from the tokens by ``bounds``, not taken from the slots T). The constant block biases
-(0 or 1 over whole blocks) and the zeros of the block-structured W are structure, not counted.
-``num_layers`` = 4 (the traced forward pass applies four layers), ``width`` = (2T+1)·c
-(``program(x).width`` = (2t+1)·c, the width the traced forward pass reads).
+possible distance, so any input fits); an input needing more distinct distances is refused. The module
+stores only the input-independent projections, eight c-vectors (Linear_Q, Linear_K, Linear_V, layer 2's
+copy and pass maps, layer 3's sum and broadcast, Linear_sum): 8c. ``program(x)`` builds the four layers
+for one input (``con.layers`` is the program of an input with no repeated key, t = 0); the program holds
+2·t banks' filters and the row mask, so the numbers counted for an input are 2·t·N·c + N + 8c as Thm 4.5
+counts them (numel of the tensors: each impulse filter is a (t, N, 1) tensor expanded across the c
+channels, so ``params_stored`` = 2·t·N + N + 8c is what memory holds). The bound reads the count against
+t·N·c with t measured from the tokens (``interaction_distances``), never the slots T. Layers 4; width
+(2t+1)·c, the widest stream a layer of the program reads (layer 1 reads the one-hot u of width c). The
+constant block biases (0 or 1 over whole blocks) and the zeros of the block-structured W are structure,
+not stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ..bounds.bound import p
+from ..bounds.claims import Claim
+from ..bounds.distances import interaction_distances
 from ..mixers.conv import causal_conv
 from ..utils import is_int
-from .base import Construction, frozen, mixer_layer
+from .base import DEFAULT_GRIDS, Construction, MixerLayer, frozen, sweep
 from .primitives import BaseConvParams
 
 __all__ = [
@@ -98,12 +103,12 @@ __all__ = [
     "BaseConvInputDependent",
     "InputDependentProgram",
     "interaction_distances",
+    "repeat_distances",
     "first_occurrence_mask",
     "THRESHOLD",
 ]
 
 THRESHOLD = 0.5  # a score above it is a match (ideal scores are 0 or 1)
-NUM_LAYERS = 4
 PROJECTIONS = ("linear_q", "linear_k", "linear_v", "copy_q", "pass_v", "reduce", "spread", "linear_sum")
 
 
@@ -116,9 +121,9 @@ def _rows(tokens) -> list[list[int]]:
     return t.cpu().tolist()
 
 
-def interaction_distances(tokens, vocab_size: int) -> list[int]:
-    """The distance set the programmatic rule selects: sorted distinct s = i - j >= 1 over pairs
-    j < i with x_j = x_i a key token (1 <= x < c/2). (N,) or (B, N): the union over rows."""
+def repeat_distances(tokens, vocab_size: int) -> list[int]:
+    """Every repeat distance i - j (j < i, x_j = x_i a key token): the set the printed construction
+    (no row mask) needs, since its key stream keeps every occurrence. (N,) or (B, N): the union."""
     half = vocab_size // 2
     dist = set()
     for row in _rows(tokens):
@@ -144,142 +149,179 @@ def first_occurrence_mask(tokens) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.bool).reshape(len(out), -1)
 
 
-@dataclass(frozen=True, eq=False)
-class InputDependentProgram:
-    """The BaseConv model Thm 4.5 builds for one input: its distance set, filter banks and row mask
-    (plus the construction's input-independent projections). ``run(u)`` applies the four layers to
-    one-hot inputs u (B, n, c) block by block; ``dense_layers()`` writes them out as eq. (1)
-    parameter sets of width (2t+1)·c (``primitives.BaseConvParams``), to check the fast path."""
+def _blocks(u: torch.Tensor, c: int) -> torch.Tensor:
+    return u.reshape(*u.shape[:-1], u.shape[-1] // c, c)  # (B, n, G, c)
 
-    distances: tuple[int, ...]  # s_1 < .. < s_t
-    h_key: torch.Tensor  # (t, N, c) impulse_{s_g} on every channel (a stride-0 view over c)
-    h_value: torch.Tensor  # (t, N, c) impulse_{s_g - 1}
-    row_mask: torch.Tensor  # (N,) Linear_K's position mask m (1 past the programmed input)
-    proj: dict  # name -> (c,) the construction's projections
+
+class Projections(MixerLayer):
+    """Layer 1: W copies block 0 (the one-hot u, width c) into every block: Q = diag(key)·u, K_g =
+    m ⊙ diag(key)·u (the row mask m in b2: the linear branch carries the projection, h = 0), V_g = u.
+    Reads width c, writes (2t+1)·c."""
+
+    def __init__(self, proj: dict, row_mask: torch.Tensor | None, t: int):
+        super().__init__()
+        self.linear_q, self.linear_k, self.linear_v = proj["linear_q"], proj["linear_k"], proj["linear_v"]
+        if row_mask is not None:
+            self.register_buffer("row_mask", row_mask)  # (N,)
+        else:
+            self.row_mask = None
+        self.t, self.d_in = t, self.linear_q.shape[0]
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, n, c) -> (B, n, (2t+1)c)
+        t = self.t
+        if t == 0:
+            return u * self.linear_q
+        m = self.row_mask[: u.shape[1], None]  # (n, 1)
+        K, V = u * self.linear_k * m, u * self.linear_v  # (B, n, c)
+        return torch.cat([u * self.linear_q, *([K] * t), *([V] * t)], dim=-1)
+
+
+class ShiftCompare(MixerLayer):
+    """Layer 2: block K_g ← Q ⊙ shift_{s_g}(K_g) (the linear branch copies Q, the conv branch is
+    h = impulse_{s_g}); V_g passes (W = I, h = 0, b2 = 1)."""
+
+    def __init__(self, proj: dict, h_key: torch.Tensor):
+        super().__init__()
+        self.copy_q, self.pass_v = proj["copy_q"], proj["pass_v"]
+        self.h_key = h_key  # (t, N, c): a plain tensor attribute, counted like any other
+        self.t, self.d_in = h_key.shape[0], (2 * h_key.shape[0] + 1) * self.copy_q.shape[0]
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        t, c = self.t, self.copy_q.shape[0]
+        if t == 0:
+            return u
+        blk = _blocks(u, c)
+        Q = blk[..., 0, :]
+        A = [(Q * self.copy_q) * causal_conv(blk[..., 1 + g, :], self.h_key[g]) for g in range(t)]
+        V = [blk[..., 1 + t + g, :] * self.pass_v for g in range(t)]
+        return torch.cat([Q, *A, *V], dim=-1)
+
+
+class GateValue(MixerLayer):
+    """Layer 3: block V_g ← (Σ_q A_g[:, q], broadcast: the match indicator M_g) ⊙ shift_{s_g - 1}(V_g)
+    (W = the rank-one map reduce·spreadᵀ from block g to V_g, h = impulse_{s_g - 1}); other blocks 0."""
+
+    def __init__(self, proj: dict, h_value: torch.Tensor):
+        super().__init__()
+        self.reduce, self.spread = proj["reduce"], proj["spread"]
+        self.h_value = h_value  # (t, N, c)
+        self.t, self.d_in = h_value.shape[0], (2 * h_value.shape[0] + 1) * self.reduce.shape[0]
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        t, c = self.t, self.reduce.shape[0]
+        if t == 0:
+            return torch.zeros_like(u)
+        blk = _blocks(u, c)
+        out = [torch.zeros_like(blk[..., 0, :]) for _ in range(t + 1)]
+        for g in range(t):
+            match = (blk[..., 1 + g, :] * self.reduce).sum(-1, keepdim=True) * self.spread  # (B, n, c)
+            out.append(match * causal_conv(blk[..., 1 + t + g, :], self.h_value[g]))
+        return torch.cat(out, dim=-1)
+
+
+class LinearSum(MixerLayer):
+    """Layer 4: block 0 ← Σ_g V_g (W adds the t value blocks into block 0; h = 0, b2 = 1); other blocks 0."""
+
+    def __init__(self, proj: dict, t: int):
+        super().__init__()
+        self.linear_sum, self.t = proj["linear_sum"], t
+        self.d_in = (2 * t + 1) * self.linear_sum.shape[0]
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        t, c = self.t, self.linear_sum.shape[0]
+        blk = _blocks(u, c)
+        scores = blk[..., 1 + t :, :].sum(-2) * self.linear_sum  # (B, n, c)
+        return torch.cat([scores, torch.zeros_like(u[..., c:])], dim=-1)
+
+
+class InputDependentProgram(nn.ModuleList):
+    """The four layers Thm 4.5 builds for one input (an ``nn.ModuleList`` the runner applies), with its
+    distance set, filter banks and row mask. ``run(u)`` applies it to one-hot u (B, n, c) and returns the
+    scores (block 0 of the final stream); ``dense_layers()`` writes the layers out as eq. (1) parameter
+    sets of width (2t+1)·c (``primitives.BaseConvParams``), to check them against ``mixers.baseconv``."""
+
+    def __init__(self, distances: Sequence[int], h_key, h_value, row_mask, proj: dict, seq_len: int):
+        t = len(distances)
+        super().__init__([Projections(proj, row_mask if t else None, t), ShiftCompare(proj, h_key),
+                          GateValue(proj, h_value), LinearSum(proj, t)])
+        self.distances, self.seq_len = tuple(distances), seq_len
+        self.vocab_size = proj["linear_q"].shape[0]
 
     @property
     def t(self) -> int:
         return len(self.distances)
 
     @property
-    def vocab_size(self) -> int:
-        return self.proj["linear_q"].shape[0]
-
-    @property
-    def seq_len(self) -> int:
-        return self.row_mask.shape[0]
-
-    @property
-    def num_layers(self) -> int:
-        return NUM_LAYERS
-
-    @property
     def width(self) -> int:
         return (2 * self.t + 1) * self.vocab_size
 
     @property
-    def num_parameters(self) -> int:
-        """What Thm 4.5 counts for this input: 2·t filters of size N×c, the row mask (N) and the
-        projections (8c): 2·t·N·c + N + 8c (numel of the tensors, the expanded banks at full size)."""
-        return self.h_key.numel() + self.h_value.numel() + self.row_mask.numel() + sum(
-            p.numel() for p in self.proj.values())
+    def row_mask(self) -> torch.Tensor:
+        m = self[0].row_mask
+        return torch.ones(self.seq_len) if m is None else m
 
     @property
-    def stored_numbers(self) -> int:
-        """Numbers actually held in memory: each distinct storage once. The banks are (t, N, 1)
-        impulses expanded (stride 0) across the c channels, so they hold 2·t·N numbers where the
-        theorem counts 2·t·N·c (``num_parameters``)."""
-        seen, total = set(), 0
-        for x in (self.h_key, self.h_value, self.row_mask, *self.proj.values()):
-            st = x.untyped_storage()
-            if st.data_ptr() not in seen:
-                seen.add(st.data_ptr())
-                total += st.nbytes() // x.element_size()
-        return total
+    def h_key(self) -> torch.Tensor:
+        return self[1].h_key
+
+    @property
+    def h_value(self) -> torch.Tensor:
+        return self[2].h_value
 
     def run(self, u: torch.Tensor) -> torch.Tensor:
-        """(B, n, c) one-hot -> (B, n, c) scores (block 0 after layer 4). The stream is the list of
-        its 2t + 1 blocks [Q, K_1 .. K_t, V_1 .. V_t] of c channels each (width (2t+1)·c)."""
-        s = self._layer1([u])
-        s = self._layer2(s)
-        s = self._layer3(s)
-        return self._layer4(s)[0]
+        """(B, n, c) one-hot -> (B, n, c) scores: block 0 of the final stream."""
+        from .base import run_layers
 
-    @mixer_layer(lambda self, blocks: sum(x.shape[-1] for x in blocks))
-    def _layer1(self, blocks):
-        """Projections Linear_Q, Linear_K (times the row mask m in b2), Linear_V, copied into every block."""
-        u, p, t = blocks[0], self.proj, self.t
-        m = self.row_mask[: u.shape[1], None]  # (n, 1)
-        K = u * p["linear_k"] * m  # (B, n, c)
-        V = u * p["linear_v"]
-        return [u * p["linear_q"], *([K] * t), *([V] * t)]
-
-    @mixer_layer(lambda self, blocks: len(blocks) * blocks[0].shape[-1])
-    def _layer2(self, blocks):
-        """Block K_g: Q ⊙ shift_{s_g}(K_g) (linear branch copies Q, conv branch h = impulse_{s_g}); V_g passes."""
-        t, p, Q = self.t, self.proj, blocks[0]
-        A = [(Q * p["copy_q"]) * causal_conv(blocks[1 + g], self.h_key[g]) for g in range(t)]
-        return [Q, *A, *(blocks[1 + t + g] * p["pass_v"] for g in range(t))]
-
-    @mixer_layer(lambda self, blocks: len(blocks) * blocks[0].shape[-1])
-    def _layer3(self, blocks):
-        """Block V_g: (match indicator of K_g, summed and broadcast) ⊙ shift_{s_g - 1}(V_g)."""
-        t, p = self.t, self.proj
-        out = [torch.zeros_like(blocks[0]), *(torch.zeros_like(b) for b in blocks[1 : 1 + t])]
-        for g in range(t):
-            match = (blocks[1 + g] * p["reduce"]).sum(-1, keepdim=True) * p["spread"]  # (B, n, c)
-            out.append(match * causal_conv(blocks[1 + t + g], self.h_value[g]))
-        return out
-
-    @mixer_layer(lambda self, blocks: len(blocks) * blocks[0].shape[-1])
-    def _layer4(self, blocks):
-        """Linear_sum: block 0 = Σ_g V_g."""
-        t, p = self.t, self.proj
-        scores = torch.zeros_like(blocks[0])
-        for g in range(t):
-            scores = scores + blocks[1 + t + g] * p["linear_sum"]
-        return [scores]
+        return run_layers(self, u, keep=False)[-1][..., : self.vocab_size]
 
     def dense_layers(self) -> list[BaseConvParams]:
         """The four layers as full eq. (1) parameter sets (d = (2t+1)·c); input: u in block 0."""
         c, N, t = self.vocab_size, self.seq_len, self.t
-        p = {k: v.detach().to(torch.float64).cpu() for k, v in self.proj.items()}
+        proj = {k: getattr(m, k) for m in self for k in PROJECTIONS if hasattr(m, k)}
+        pr = {k: v.detach().to(torch.float64).cpu() for k, v in proj.items()}
         D = (2 * t + 1) * c
-        blk = lambda g: slice(g * c, (g + 1) * c)
-        K_ = range(1, t + 1)  # key blocks
-        V_ = range(t + 1, 2 * t + 1)  # value blocks
-        z = lambda *s: torch.zeros(*s, dtype=torch.float64)
+
+        def blk(g):
+            return slice(g * c, (g + 1) * c)
+
+        def z(*s):
+            return torch.zeros(*s, dtype=torch.float64)
+
+        K_, V_ = range(1, t + 1), range(t + 1, 2 * t + 1)  # key blocks, value blocks
         layers = []
-        # 1: projections, row mask in b2 of the K blocks
-        W, b2 = z(D, D), torch.ones(N, D, dtype=torch.float64)
-        W[blk(0), blk(0)] = torch.diag(p["linear_q"])
+        W, b2 = z(D, D), torch.ones(N, D, dtype=torch.float64)  # 1: projections, row mask in b2 of the K blocks
+        W[blk(0), blk(0)] = torch.diag(pr["linear_q"])
         for g in K_:
-            W[blk(0), blk(g)] = torch.diag(p["linear_k"])
+            W[blk(0), blk(g)] = torch.diag(pr["linear_k"])
             b2[:, blk(g)] = self.row_mask.detach().to(torch.float64).cpu()[:, None]
         for g in V_:
-            W[blk(0), blk(g)] = torch.diag(p["linear_v"])
+            W[blk(0), blk(g)] = torch.diag(pr["linear_v"])
         layers.append(BaseConvParams(W, z(N, D), b2, z(N, D)))
-        # 2: shift K_g by s_g and multiply by Q; V_g passes
-        W, b2, h = z(D, D), z(N, D), z(N, D)
+        W, b2, h = z(D, D), z(N, D), z(N, D)  # 2: shift K_g by s_g and multiply by Q; V_g passes
         for g in K_:
-            W[blk(0), blk(g)] = torch.diag(p["copy_q"])
+            W[blk(0), blk(g)] = torch.diag(pr["copy_q"])
             h[:, blk(g)] = self.h_key[g - 1].detach().to(torch.float64).cpu()
         for g in V_:
-            W[blk(g), blk(g)] = torch.diag(p["pass_v"])
+            W[blk(g), blk(g)] = torch.diag(pr["pass_v"])
             b2[:, blk(g)] = 1.0
         layers.append(BaseConvParams(W, z(N, D), b2, h))
-        # 3: sum block K_g, broadcast it onto V_g, times V_g shifted by s_g - 1
-        W, h = z(D, D), z(N, D)
+        W, h = z(D, D), z(N, D)  # 3: sum block K_g, broadcast it onto V_g, times V_g shifted by s_g - 1
         for g in K_:
-            W[blk(g), blk(g + t)] = torch.outer(p["reduce"], p["spread"])
+            W[blk(g), blk(g + t)] = torch.outer(pr["reduce"], pr["spread"])
             h[:, blk(g + t)] = self.h_value[g - 1].detach().to(torch.float64).cpu()
         layers.append(BaseConvParams(W, z(N, D), z(N, D), h))
-        # 4: Linear_sum of the V_g blocks into block 0
-        W = z(D, D)
+        W = z(D, D)  # 4: Linear_sum of the V_g blocks into block 0
         for g in V_:
-            W[blk(g), blk(0)] = torch.diag(p["linear_sum"])
+            W[blk(g), blk(0)] = torch.diag(pr["linear_sum"])
         layers.append(BaseConvParams(W, z(N, D), torch.ones(N, D, dtype=torch.float64), z(N, D)))
         return layers
+
+    def extra_repr(self) -> str:
+        return f"distances={self.distances}, width={self.width}"
+
+
+def _K(N: int, c: int) -> int:
+    return min(N // 4, c // 2 - 1, 64)
 
 
 class BaseConvInputDependent(Construction):
@@ -287,12 +329,34 @@ class BaseConvInputDependent(Construction):
 
     name = "baseconv_input_dependent"
     theorem = "Zoology Thm 4.5 (sec: data-dep-ar)"
-    num_layers = NUM_LAYERS
+    claims = (
+        Claim("thm4.5-params", const=4.25, basis="proved",
+              why="the program of an input holds 2 t' N c + N + 8c numbers as Thm 4.5 counts them (t' filters "
+                  "per bank); if t' <= t (the input's distinct distances) the ratio is <= 2 + 1/(tc) + 8/(tN) "
+                  "<= 4.25 for t >= 1, c, N >= 4"),
+        Claim("thm4.5-layers", const=4, basis="proved", why="the program lists four layers"),
+        Claim("based-rem3.3-layers", expect="context", values={p: 1}),
+    )
+    grids = {**DEFAULT_GRIDS, "gpu": sweep([66, 1000, 4000], 1000, [66, 1000, 65000], 1000, _K)}
+    style = {"marker": "^", "size": 4, "curves": ("thm4.5-params", None), "tex": {"thm4.5-params": (r"tNc", "Thm 4.5")},
+             "margin_units": "0/1 match scores"}
+
+    @classmethod
+    def closed_form(cls, c: int, N: int, t: int | None = None) -> dict:
+        if t is None:
+            raise ValueError("t: the input-dependent sizes need the number of filters t")
+        return {"params": 2 * t * N * c + N + 8 * c, "layers": 4, "width": (2 * t + 1) * c}
+
+    @classmethod
+    def grid_constants(cls, point) -> dict:
+        """``max_distances`` = K slots: the most distinct distances a make_mqar input with K pairs needs (the
+        slots only bound what it accepts; the bound reads the t measured from each input)."""
+        return {"max_distances": int(point["K"])}
 
     def __init__(self, vocab_size: int, seq_len: int, max_distances: int | None = None,
                  mask_query_rows: bool = True):
         super().__init__(vocab_size, seq_len)
-        c, N = vocab_size, seq_len
+        c_, N = vocab_size, seq_len
         if max_distances is None:
             max_distances = N - 1
         if not (is_int(max_distances) and 1 <= max_distances <= N - 1):
@@ -301,32 +365,45 @@ class BaseConvInputDependent(Construction):
         if not isinstance(mask_query_rows, bool):
             raise ValueError(f"mask_query_rows={mask_query_rows!r}: must be a bool")
         self.max_distances, self.mask_query_rows = max_distances, mask_query_rows
-        self.width = (2 * max_distances + 1) * c
-        key = torch.zeros(c)
-        key[1 : c // 2] = 1.0  # keys are [1, c/2): filler 0 and values never query or match
-        ones = torch.ones(c)
+        key = torch.zeros(c_)
+        key[1 : c_ // 2] = 1.0  # keys are [1, c/2): filler 0 and values never query or match
+        ones = torch.ones(c_)
         init = {"linear_q": key, "linear_k": key, "linear_v": ones, "copy_q": ones, "pass_v": ones,
                 "reduce": ones, "spread": ones, "linear_sum": ones}
         for k in PROJECTIONS:
             setattr(self, k, frozen(init[k].clone()))  # (c,)
+        self.layers = self._program((), None)  # the program of an input with no repeated key
 
-    # --- sizes -------------------------------------------------------------------------------
-    def parameter_count(self, t: int) -> int:
-        """Thm 4.5's count for an input with t distances: 2·t·N·c (filter banks) + N (row mask) + 8c
-        (projections). ``num_parameters`` (inherited) is what the module itself stores: 8c."""
-        return 2 * t * self.seq_len * self.vocab_size + self.seq_len + len(PROJECTIONS) * self.vocab_size
+    def _proj(self) -> dict:
+        return {k: getattr(self, k) for k in PROJECTIONS}
+
+    def _program(self, distances, row_mask) -> InputDependentProgram:
+        c_, N, t = self.vocab_size, self.seq_len, len(distances)
+        dtype, dev = self.linear_q.dtype, self.linear_q.device
+        imp = torch.zeros(2, t, N, 1, dtype=dtype, device=dev)
+        for g, s in enumerate(distances):
+            imp[0, g, s] = 1.0  # key shift: impulse_s
+            imp[1, g, s - 1] = 1.0  # value shift: impulse_{s-1} (the token after the match)
+        return InputDependentProgram(distances, imp[0].expand(t, N, c_), imp[1].expand(t, N, c_), row_mask,
+                                     self._proj(), N)
+
+    @property
+    def width(self) -> int:
+        """The widest stream ``max_distances`` slots allow, (2T+1)·c (a program reads (2t+1)·c)."""
+        return (2 * self.max_distances + 1) * self.vocab_size
 
     # --- programming -------------------------------------------------------------------------
     def program(self, tokens, distances: Sequence[int] | None = None) -> InputDependentProgram:
-        """The BaseConv model for one sequence (N,) or (1, N): filters at ``interaction_distances``
-        (or at the given ``distances``, to test a shift set that misses one) and the row mask."""
+        """The four layers for one sequence (N,) or (1, N): filters at ``interaction_distances``
+        (``repeat_distances`` without the row mask), or at the given ``distances`` (to test a shift set
+        that misses one), and the row mask."""
         x = self.check_tokens(tokens)
         if x.shape[0] != 1:
             raise ValueError(f"tokens: program takes one sequence (filters are chosen per example), "
                              f"got a batch of {x.shape[0]}")
-        c, N = self.vocab_size, self.seq_len
+        c_, N = self.vocab_size, self.seq_len
         if distances is None:
-            distances = interaction_distances(x, c)
+            distances = (interaction_distances if self.mask_query_rows else repeat_distances)(x, c_)
         else:
             distances = list(distances)
             for s in distances:
@@ -339,43 +416,29 @@ class BaseConvInputDependent(Construction):
         if len(distances) > self.max_distances:
             raise ValueError(f"max_distances={self.max_distances}: this input needs {len(distances)} "
                              "distinct interaction distances")
-        dtype, dev = self.dtype, self.device
-        t = len(distances)
-        imp = torch.zeros(2, t, N, 1, dtype=dtype, device=dev)
-        for g, s in enumerate(distances):
-            imp[0, g, s] = 1.0  # key shift: impulse_s
-            imp[1, g, s - 1] = 1.0  # value shift: impulse_{s-1} (the token after the match)
+        dtype, dev = self.linear_q.dtype, self.linear_q.device
         row_mask = torch.ones(N, dtype=dtype, device=dev)
         if self.mask_query_rows:
             row_mask[: x.shape[1]] = first_occurrence_mask(x)[0].to(dtype=dtype, device=dev)
-        return InputDependentProgram(
-            distances=tuple(distances),
-            h_key=imp[0].expand(t, N, c),
-            h_value=imp[1].expand(t, N, c),
-            row_mask=row_mask,
-            proj={k: getattr(self, k) for k in PROJECTIONS},
-        )
+        return self._program(distances, row_mask)
 
-    # --- interface ---------------------------------------------------------------------------
-    def forward(self, tokens) -> torch.Tensor:
-        """(B, n) tokens -> (B, n, c) scores; each row runs its own program."""
-        x = self.check_tokens(tokens)
-        u = F.one_hot(x, self.vocab_size).to(self.dtype)  # (B, n, c)
-        rows = [self.program(x[b]).run(u[b : b + 1]) for b in range(x.shape[0])]
-        return torch.cat(rows) if rows else u
+    # --- encode / decode ---------------------------------------------------------------------
+    def encode(self, tokens) -> torch.Tensor:
+        """(B, n) -> (B, n, c): the one-hot u (no table: ``one_hot``)."""
+        return F.one_hot(self.check_tokens(tokens), self.vocab_size).to(self.linear_q.dtype)
 
-    def predict(self, tokens) -> torch.Tensor:
-        scores = self.forward(tokens)  # (B, n, c)
-        best, arg = scores.max(dim=-1)
+    def decode(self, stream: torch.Tensor) -> torch.Tensor:
+        """(B, n, d) -> (B, n): argmax of block 0 (the scores) where it exceeds 1/2, else -1."""
+        best, arg = stream[..., : self.vocab_size].max(dim=-1)
         return torch.where(best > THRESHOLD, arg, torch.full_like(arg, -1))
+
+    def scores(self, tokens) -> torch.Tensor:
+        """(B, n, c) scores, each row through its own program."""
+        return self.map_final(tokens, lambda v: v[..., : self.vocab_size])
 
     def margin(self, tokens) -> torch.Tensor:
         """(B, n) min over channels of |score - 1/2|: how far every threshold decision is from flipping."""
-        return (self.forward(tokens) - THRESHOLD).abs().amin(dim=-1)
-
-    def summary(self) -> dict:
-        return {**super().summary(), "max_distances": self.max_distances,
-                "mask_query_rows": self.mask_query_rows}
+        return (self.scores(tokens) - THRESHOLD).abs().amin(dim=-1)
 
 
 def baseconv_input_dependent(vocab_size: int, seq_len: int, *, max_distances: int | None = None,

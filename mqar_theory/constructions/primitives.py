@@ -6,8 +6,12 @@ Every primitive is one (or two, or three) instances of eq. (1) of Zoology (arXiv
 
 with ∗ the channel-wise causal convolution, or the cyclic one (⊛, wrap-around over N) where the
 appendix allows it. A ``BaseConvParams`` holds (W, b1, b2, h, cyclic) and applies
-``mixers.baseconv``; ``compose(layers, u)`` runs a stack. The two branches of eq. (1) give the
-whole toolbox (impulse_s[k, q] = 1 iff k = s):
+``mixers.baseconv``; ``compose(layers, u)`` runs a stack. ``BaseConvParams`` is not a second layer
+class: it is the *dense form* of one layer, the value ``layers.SparseBaseConv.dense()`` returns (plus
+``cyclic``), kept as a plain tuple of tensors so that a primitive can be read, compared and cast to the
+input's dtype entry by entry. ``to_layer()`` stores it in the one sparse layer ``SparseBaseConv``
+(losslessly) and ``BaseConvParams.from_layer(layer)`` reads a layer's dense form back. The two
+branches of eq. (1) give the whole toolbox (impulse_s[k, q] = 1 iff k = s):
 
 * **linear projection** (h = 0, b1 = 0, b2 = 1): y = uW · 1 = uW.
 * **convolution** (W = 0, b1 = 1, b2 = 0): y = 1 · (h ∗ u) = h ∗ u. With h = impulse_0 this is the
@@ -49,6 +53,7 @@ import torch
 
 from ..mixers.baseconv import baseconv
 from ..utils import is_int
+from .layers import SparseBaseConv
 
 __all__ = [
     "BaseConvParams",
@@ -130,6 +135,17 @@ class BaseConvParams:
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         return apply(self, u)
+
+    def to_layer(self, name: str = "") -> SparseBaseConv:
+        """This layer stored as the one sparse BaseConv layer (float64); its ``dense()`` is (W, b1, b2, h)."""
+        return SparseBaseConv.from_dense(self.W, self.b1, self.b2, self.h, cyclic=self.cyclic, name=name)
+
+    @classmethod
+    def from_layer(cls, layer: SparseBaseConv) -> BaseConvParams:
+        """The dense form of a ``SparseBaseConv``: its ``dense()`` and ``cyclic``."""
+        if not isinstance(layer, SparseBaseConv):
+            raise ValueError(f"layer: must be a SparseBaseConv, got {type(layer).__name__}")
+        return cls(*layer.dense(), cyclic=bool(layer.cyclic))
 
 
 def apply(params: BaseConvParams, u: torch.Tensor) -> torch.Tensor:

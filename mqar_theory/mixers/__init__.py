@@ -5,7 +5,7 @@ Every registered constructor returns a module mapping (B, N, d) to (B, N, d) cau
 
 from .attention import Attention
 from .base import Mixer, check_dims
-from .baseconv import BaseConv, baseconv, baseconv_direct
+from .baseconv import BaseConv, BaseConvOfficial, baseconv, baseconv_direct, implicit_filter_features
 from .baseconv_autocorrelation import BaseConvAutocorrelation
 from .baseconv_programmatic import BaseConvProgrammatic
 from .based import Based
@@ -50,6 +50,8 @@ __all__ = [
     "check_dims",
     "Attention",
     "BaseConv",
+    "BaseConvOfficial",
+    "implicit_filter_features",
     "BaseConvProgrammatic",
     "BaseConvAutocorrelation",
     "SparseAttention",

@@ -1,6 +1,11 @@
 """Causal softmax multi-head attention (the mixer of the paper's experiments), with a naive reference.
 
-    Q, K, V = u W_qkv (+ bias);   A = softmax(Q Kᵀ / sqrt(d_head) + causal mask);   y = (A V) W_o
+    Q, K, V = u W_qkv (+ bias);   A = softmax(Q Kᵀ / sqrt(d_head) + causal mask);   y = (drop(A) V) W_o
+
+``dropout`` (default 0) is dropout on the attention probabilities A in training mode, as the official
+``SelfAttention`` (HazyResearch/zoology, ``zoology/mixers/attention.py``; its Figure 2 configs set 0.1, which
+``recipe="official"`` models use). The official code masks the future with -10000 instead of -inf; after the
+softmax the two agree to within exp(-10000) = 0 in floating point, so the mask is not reproduced.
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ class Attention(Mixer):
 
     uses_positions = True  # LanguageModel adds learned absolute positions for this mixer
 
-    def __init__(self, d_model: int, seq_len: int, num_heads: int = 1, bias: bool = True):
+    def __init__(self, d_model: int, seq_len: int, num_heads: int = 1, bias: bool = True, dropout: float = 0.0):
         super().__init__(d_model, seq_len)
+        if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout={dropout!r}: must be a number in [0, 1)")
+        self.dropout = float(dropout)
         if not (is_int(num_heads) and num_heads >= 1 and d_model % num_heads == 0):
             raise ValueError(f"num_heads={num_heads!r}: must be a positive divisor of d_model={d_model}")
         if not isinstance(bias, bool):
@@ -43,7 +51,14 @@ class Attention(Mixer):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         q, k, v = self._heads(u)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, N, dh)
+        if self.training and self.dropout > 0:  # dropout on the probabilities: written out, reproducible
+            N, dh = q.shape[2], q.shape[3]
+            s = (q @ k.transpose(-1, -2)) / math.sqrt(dh)  # (B, H, N, N)
+            future = torch.ones(N, N, dtype=torch.bool, device=u.device).triu(1)
+            A = torch.softmax(s.masked_fill(future, float("-inf")), dim=-1)
+            y = F.dropout(A, self.dropout, training=True) @ v  # (B, H, N, dh)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, N, dh)
         return self.out_proj(y.transpose(1, 2).reshape(u.shape))
 
     def forward_reference(self, u: torch.Tensor) -> torch.Tensor:
@@ -67,4 +82,4 @@ class Attention(Mixer):
         return 8 * d * d + 4 * n * d
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, num_heads={self.num_heads}"
+        return f"d_model={self.d_model}, num_heads={self.num_heads}, dropout={self.dropout}"

@@ -22,7 +22,7 @@ from ..utils import is_int
 from .base import Mixer
 from .conv import causal_conv, causal_conv_direct, causal_conv_flops, cyclic_conv, cyclic_conv_direct
 
-__all__ = ["BaseConv", "baseconv", "baseconv_direct"]
+__all__ = ["BaseConv", "BaseConvOfficial", "baseconv", "baseconv_direct", "implicit_filter_features"]
 
 
 def baseconv(u, W, b1, b2, h, *, cyclic: bool = False) -> torch.Tensor:
@@ -92,6 +92,105 @@ class BaseConv(Mixer):
         n, d = self._n(seq_len), self.d_model
         conv = 3 * d * fft_flops(n) if self.cyclic else causal_conv_flops(n, self.h.shape[0], d)
         return 2.0 * d * d + conv / n
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, seq_len={self.seq_len}, kernel_size={self.kernel_size}"
+
+
+def implicit_filter_features(seq_len: int, emb_dim: int = 3, dtype=None) -> torch.Tensor:
+    """The positional features z (seq_len, emb_dim) of the official implicit long convolution
+    (HazyResearch/zoology, ``zoology/mixers/convolution.py``, ``PositionalEmbedding``): row t is
+    [t/(L-1), cos(f_j ω_t), -sin(f_j ω_t)]_j with ω_t = 2π t / L and the frequencies
+    f = linspace(1e-4, bands - 1, bands), bands = (emb_dim - 1) / 2. With emb_dim = 3 the one band has
+    frequency 1e-4, so the features are essentially [t/(L-1), 1, 0]."""
+    if not (is_int(emb_dim) and emb_dim >= 3 and emb_dim % 2 == 1):
+        raise ValueError(f"emb_dim={emb_dim!r}: must be an odd integer >= 3")
+    L, bands = int(seq_len), (int(emb_dim) - 1) // 2
+    t = torch.linspace(0, 1, L, dtype=torch.float64)[:, None]  # (L, 1)
+    w = 2 * math.pi * torch.arange(L, dtype=torch.float64)[:, None] / L  # (L, 1)
+    f = torch.linspace(1e-4, bands - 1, bands, dtype=torch.float64)[None]  # (1, bands)
+    z = torch.cat([t, torch.cos(f * w), -torch.sin(f * w)], dim=1)  # (L, emb_dim)
+    return z.to(torch.get_default_dtype() if dtype is None else dtype)
+
+
+class BaseConvOfficial(Mixer):
+    """BaseConv as the official code builds it (HazyResearch/zoology, ``zoology/mixers/base_conv.py`` and
+    ``zoology/mixers/convolution.py``), the layer of ``recipe="official"`` models:
+
+        y = conv(u) ⊙ (u Wᵀ + b) + u                                    # (B, n, d)
+
+    * ``kernel_size=k`` (an int): ``conv`` is the official ``ShortConvolution``, a causal depthwise
+      ``nn.Conv1d(d, d, k, groups=d, padding=k-1)`` cropped to the first n outputs, with a bias:
+      conv(u)[t, c] = b2_c + Σ_{i<k} h[i, c] u[t-i, c]. Stored as taps ``h`` (k, d) with
+      h[i] = Conv1d.weight[:, 0, k-1-i], and ``b2`` (d,); init PyTorch's Conv1d default, U(±1/√k)
+      for both (the official ``_init_weights`` leaves Conv1d alone).
+    * ``kernel_size=None`` (or -1): the official ``ImplicitLongConvolution``: the filter is
+      h = MLP(z) (L, d), MLP = Linear(e, 16) → ReLU → Linear(16, d), over the fixed features
+      ``implicit_filter_features`` (a frozen parameter upstream; a buffer here, so not counted), and the
+      FFT convolution adds the input itself: conv(u) = h ∗ u + u (a second ``+u``, inside the
+      convolution). An input of length n < L uses the first n taps (``conv.causal_conv``), as upstream.
+    * ``projection`` is an ``nn.Linear(d, d)`` with bias (b, the paper's b1, shared over positions), which
+      ``LanguageModel`` initialises N(0, init_std) like every Linear of the official model; so are the
+      MLP's Linear layers, which makes the implicit filter tiny at init (|h| ~ 1e-3) and the long layer
+      start near y = u ⊙ (u Wᵀ + b) + u.
+
+    Compared with ``BaseConv`` (eq. 1 of the paper): biases shared over positions instead of
+    position-dependent b1, b2; an implicit instead of an explicit long filter; the ``+u`` skips.
+    """
+
+    def __init__(self, d_model: int, seq_len: int, kernel_size: int | None = None, emb_dim: int = 3,
+                 d_hidden: int = 16):
+        super().__init__(d_model, seq_len)
+        d, N = self.d_model, self.seq_len
+        if kernel_size == -1:
+            kernel_size = None
+        if kernel_size is not None and not (is_int(kernel_size) and 1 <= kernel_size <= N):
+            raise ValueError(f"kernel_size={kernel_size!r}: must be None/-1 (long) or an integer in [1, seq_len]")
+        if not (is_int(d_hidden) and d_hidden >= 1):
+            raise ValueError(f"d_hidden={d_hidden!r}: must be an integer >= 1")
+        self.kernel_size = None if kernel_size is None else int(kernel_size)
+        self.projection = nn.Linear(d, d)
+        if self.kernel_size is None:
+            self.register_buffer("z", implicit_filter_features(N, emb_dim), persistent=False)  # (N, e)
+            self.filter_mlp = nn.Sequential(nn.Linear(int(emb_dim), int(d_hidden)), nn.ReLU(),
+                                            nn.Linear(int(d_hidden), d))
+        else:
+            k = self.kernel_size
+            bound = 1 / math.sqrt(k)
+            self.h = nn.Parameter(torch.empty(k, d).uniform_(-bound, bound))  # (k, d) taps
+            self.b2 = nn.Parameter(torch.empty(d).uniform_(-bound, bound))  # (d,)
+
+    def long_filter(self, n: int) -> torch.Tensor:
+        """The implicit filter's first n taps, MLP(z[:n]): (n, d)."""
+        return self.filter_mlp(self.z[:n])
+
+    def _conv(self, u, conv):
+        if self.kernel_size is None:
+            return conv(u, self.long_filter(u.shape[1])) + u  # the official FFT conv adds u
+        return conv(u, self.h) + self.b2
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, n, d)
+        return self._conv(u, causal_conv) * self.projection(u) + u
+
+    def forward_reference(self, u: torch.Tensor) -> torch.Tensor:
+        """The convolution as an explicit sum over taps."""
+        return self._conv(u, causal_conv_direct) * self.projection(u) + u
+
+    def state_size(self, seq_len: int | None = None) -> int:
+        """The last min(L, n) inputs the filter reaches: min(L, n)·d (L = k or seq_len)."""
+        n = self._n(seq_len)
+        L = self.seq_len if self.kernel_size is None else self.kernel_size
+        return min(L, n) * self.d_model
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """2d² (the projection) + the filter MLP at each position for a long filter, 2(e·16 + 16·d), + the
+        FFT convolution when more than 8 taps reach the input (as ``BaseConv.flops_per_token``)."""
+        n, d = self._n(seq_len), self.d_model
+        if self.kernel_size is None:
+            lin1, lin2 = self.filter_mlp[0], self.filter_mlp[2]
+            mlp = 2.0 * (lin1.in_features * lin1.out_features + lin2.in_features * lin2.out_features)
+            return 2.0 * d * d + mlp + causal_conv_flops(n, self.seq_len, d) / n
+        return 2.0 * d * d + causal_conv_flops(n, self.kernel_size, d) / n
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}, kernel_size={self.kernel_size}"

@@ -16,14 +16,31 @@ filter). So y[i] depends on u[0..i] only, and the whole layer costs O(log n) FFT
 |rfft(u[0:p, q], 2p)|²)[0:p] (zero-padded to 2p, so the correlation is linear, not cyclic), and the
 rows [p, 2p) are convolved with ρ_p by FFT. The price of causality: a query at i sees the repeat
 structure of u[0:p(i)], not its own match; we report what this filter learns, we do not tune it.
+
+Variants (options; each keeps the same causal prefix estimate, so each is causal, and each has a loop
+reference in ``forward_reference``), the ones a careful reader would try to make the fuzzy filter sharper:
+
+* ``top_k=k``: **top-k repeat distances**. Only the k lags s in [1, p) with the largest ρ_p[s] keep their
+  weight, the others are zeroed (per sequence and level; ties go to the smaller lag: a stable sort). The
+  filter becomes k spikes at the distances where the prefix resembles itself most, the autocorrelation
+  analogue of the programmatic filter's spikes.
+* ``sharpness=β0``: **learned sharpness**. The weights are a softmax over the lags s in [1, p) (the kept lags
+  under ``top_k``) of β·ρ_p[s], with β a learned scalar initialised to β0: β → ∞ gives one spike at the most
+  autocorrelated lag, β = 0 the mean over lags. The softmax makes the weights sum to 1 (plain ρ does not).
+
+Both change only which weights multiply u[i - s]: sorting and the softmax are elementwise in the FLOP
+convention of ``mqar_theory.flops``, so ``flops_per_token`` is the same for every variant.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from ..flops import fft_flops
+from ..utils import is_int, is_number
 from .baseconv import BaseConv
 from .conv import _next_pow2, causal_conv
 
@@ -40,11 +57,20 @@ def autocorrelation_levels(n: int) -> list[tuple[int, int]]:
 
 
 class BaseConvAutocorrelation(BaseConv):
-    """``BaseConvAutocorrelation(d_model, seq_len)``: BaseConv (long filter) + a causal autocorrelation filter."""
+    """``BaseConvAutocorrelation(d_model, seq_len, top_k=None, sharpness=None)``: BaseConv (long filter) + a
+    causal autocorrelation filter; ``top_k`` / ``sharpness`` select the variants of the module docstring."""
 
-    def __init__(self, d_model: int, seq_len: int):
+    def __init__(self, d_model: int, seq_len: int, top_k: int | None = None, sharpness: float | None = None):
         super().__init__(d_model, seq_len, kernel_size=None)
+        if top_k is not None and not (is_int(top_k) and top_k >= 1):
+            raise ValueError(f"top_k={top_k!r}: must be None or an integer >= 1 (lags kept per level)")
+        if sharpness is not None and not (is_number(sharpness) and math.isfinite(sharpness)):
+            raise ValueError(f"sharpness={sharpness!r}: must be None or a finite number (initial β of the softmax)")
+        self.top_k = None if top_k is None else int(top_k)
+        self.sharpness = None if sharpness is None else float(sharpness)
         self.g = nn.Parameter(torch.ones(self.d_model))  # (d,) weight of the autocorrelation filter
+        if self.sharpness is not None:
+            self.beta = nn.Parameter(torch.tensor(self.sharpness))  # () learned inverse temperature β
 
     @staticmethod
     def rho(u: torch.Tensor, p: int) -> torch.Tensor:
@@ -55,12 +81,27 @@ class BaseConvAutocorrelation(BaseConv):
         r = R / R[:, :1].clamp(min=torch.finfo(u.dtype).tiny)
         return torch.cat([torch.zeros_like(r[:, :1]), r[:, 1:]], dim=1)
 
+    def weights(self, r: torch.Tensor) -> torch.Tensor:
+        """The filter taps w (B, p) from ρ_p (B, p): ρ itself, or its top-k lags, or the softmax of β ρ over the
+        (kept) lags; w[:, 0] = 0 always (lag 0 is the long filter h's)."""
+        B, p = r.shape
+        lags = r[:, 1:]  # (B, p-1): lags 1..p-1
+        keep = torch.ones_like(lags, dtype=torch.bool)
+        if self.top_k is not None and self.top_k < p - 1:
+            order = torch.sort(lags, dim=1, descending=True, stable=True).indices[:, : self.top_k]  # (B, k)
+            keep = torch.zeros_like(keep).scatter_(1, order, True)
+        if self.sharpness is not None:
+            w = torch.softmax((self.beta * lags).masked_fill(~keep, float("-inf")), dim=1)
+        else:
+            w = lags * keep
+        return torch.cat([torch.zeros_like(r[:, :1]), w], dim=1)
+
     def autocorrelation_term(self, u: torch.Tensor) -> torch.Tensor:
-        """g ⊙ Σ_s ρ_{p(i)}[s] u[i - s] for every row i (B, n, d), by FFT."""
+        """g ⊙ Σ_s w_{p(i)}[s] u[i - s] for every row i (B, n, d), by FFT (w = ``weights`` of ρ_{p(i)})."""
         B, n, d = u.shape
         parts = [torch.zeros_like(u[:, : min(2, n)])]  # rows 0, 1: no extra filter
         for p, e in autocorrelation_levels(n):
-            r = self.rho(u, p)  # (B, p)
+            r = self.weights(self.rho(u, p))  # (B, p)
             m = _next_pow2(e + p - 1)
             y = torch.fft.irfft(torch.fft.rfft(u[:, :e], n=m, dim=1) * torch.fft.rfft(r, n=m, dim=1)[..., None],
                                 n=m, dim=1)  # (B, m, d)
@@ -83,9 +124,23 @@ class BaseConvAutocorrelation(BaseConv):
                 continue
             p = 1 << (i.bit_length() - 1)  # 2^floor(log2 i)
             R = torch.stack([sum((u[:, t] * u[:, t - s]).sum(-1) for t in range(s, p)) for s in range(p)], 1)
-            for s in range(1, p):
-                conv[:, i] += self.g * (R[:, s] / R[:, 0]).unsqueeze(-1) * u[:, i - s]
+            for b in range(B):
+                rho = {s: R[b, s] / R[b, 0] for s in range(1, p)}
+                lags = list(rho)
+                if self.top_k is not None:  # the k largest, ties to the smaller lag
+                    lags = sorted(lags, key=lambda s, rho=rho: -float(rho[s]))[: self.top_k]
+                if self.sharpness is not None:
+                    e = {s: torch.exp(self.beta * rho[s]) for s in lags}
+                    total = sum(e.values())
+                    w = {s: e[s] / total for s in lags}
+                else:
+                    w = {s: rho[s] for s in lags}
+                for s in lags:
+                    conv[b, i] += self.g * w[s] * u[b, i - s]
         return (u @ self.W + self.b1[:n]) * (conv + self.b2[:n])
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, top_k={self.top_k}, sharpness={self.sharpness}"
 
     def state_size(self, seq_len: int | None = None) -> int:
         """The last n inputs (the long filter and the prefix the autocorrelation is estimated from): n·d."""

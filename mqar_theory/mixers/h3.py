@@ -1,7 +1,13 @@
-"""H3, "Hungry Hungry Hippos" (Fu, Dao et al., arXiv 2212.14052, §3.1, Algorithm 1), one head, head_dim 1:
+"""H3, "Hungry Hungry Hippos" (Fu, Dao et al., arXiv 2212.14052, §3.1, Algorithm 1), H = d / head_dim heads:
 
     q, k, v = u W_q + b_q, u W_k + b_k, u W_v + b_v        # (B, N, d) each
-    y = (q ⊙ SSM_diag(SSM_shift(k) ⊙ v)) W_out + b_out
+    y = (q ⊙ SSM_diag(SSM_shift(k) ⊙ v)) W_out + b_out      # head_dim 1
+
+With head_dim p > 1 (H3 §3.1's multi-head form, as the official ``H3``, HazyResearch/zoology
+``zoology/mixers/h3/h3.py``): channel h·p + i of q, k, v is entry i of head h; per head the outer product
+kv[i, j] = k_i v_j (p² channels) goes through the head's diagonal SSM (one SSM per head, shared by its p²
+channels, and one D per head), and the output entry j of head h, Σ_i q_i y[i, j], is channel j·H + h
+(the official layout) of the input to W_out.
 
 Both SSMs act per channel c as x_t = Ā x_{t-1} + B̄ u_t, y_t = C x_t + D u_t, i.e. as the causal
 convolution y = K ∗ u + D u with kernel K[l] = C Ā^l B̄:
@@ -12,11 +18,14 @@ convolution y = K ∗ u + D u with kernel K[l] = C Ā^l B̄:
   A = -exp(log_A_real) + i·A_imag, step Δ = exp(log_dt), zero-order hold Ā = exp(ΔA),
   B̄ = (Ā - 1)/A · B, and K[l] = 2·Re Σ_n C_n B̄_n Ā_n^l, plus ``D``.
 
-Decisions: head_dim 1 (q, k, v multiply elementwise; the Zoology Fig. 2 runs used head_dim 2);
-B ≡ 1 in the diagonal SSM (B and C enter the kernel only through the product C·B, so training both is
-redundant); the same state size m = ``d_state`` for both SSMs (default 64 as in the H3 paper; Zoology's
-Fig. 2 sets it to N). Init: S4D-Lin (log_A_real = log ½, A_imag = π·n), log Δ ~ U[log 1e-3, log 1e-1],
-C ~ CN(0, 1), D ~ N(0, 1); shift_C ~ N(0, 1/m), shift_D ~ N(0, 1); projections ``nn.Linear``.
+Decisions: head_dim 1 by default (q, k, v multiply elementwise; the Zoology Fig. 2 runs used head_dim 2 and
+d_state = N, which ``recipe="official"`` models set); B ≡ 1 in the diagonal SSM (B and C enter the kernel
+only through the product C·B, so training both is redundant); the same state size m = ``d_state`` for both
+SSMs (default 64 as in the H3 paper; Zoology's Fig. 2 sets it to N). The official H3 discretises the
+diagonal SSM bilinearly and trains B in both SSMs; ``recipe="official"`` does not reproduce those two (the
+kernels agree to ~3e-7 with copied weights). Init: S4D-Lin (log_A_real = log ½, A_imag = π·n),
+log Δ ~ U[log 1e-3, log 1e-1], C ~ CN(0, 1), D ~ N(0, 1); shift_C ~ N(0, 1/m), shift_D ~ N(0, 1);
+projections ``nn.Linear``.
 
 ``forward`` computes both kernels explicitly for the input length n (the diagonal one as one batched
 product of the mode weights with the powers Ā^l) and applies them by FFT; ``forward_reference`` runs
@@ -38,79 +47,98 @@ __all__ = ["H3"]
 
 
 class H3(Mixer):
-    """``H3(d_model, seq_len, d_state=64)``: the H3 layer (shift SSM, gate, diagonal SSM, gate)."""
+    """``H3(d_model, seq_len, d_state=64, head_dim=1)``: the H3 layer (shift SSM, gate, diagonal SSM, gate)."""
 
-    def __init__(self, d_model: int, seq_len: int, d_state: int = 64):
+    def __init__(self, d_model: int, seq_len: int, d_state: int = 64, head_dim: int = 1):
         super().__init__(d_model, seq_len)
         if not (is_int(d_state) and d_state >= 2 and d_state % 2 == 0):
             raise ValueError(f"d_state={d_state!r}: must be an even integer >= 2")
+        if not (is_int(head_dim) and head_dim >= 1 and self.d_model % head_dim == 0):
+            raise ValueError(f"head_dim={head_dim!r}: must be a positive divisor of d_model={self.d_model}")
         d, m = self.d_model, int(d_state)
-        self.d_state = m
+        self.d_state, self.head_dim = m, int(head_dim)
+        H = self.num_heads = d // self.head_dim
         self.q_proj, self.k_proj, self.v_proj = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.out_proj = nn.Linear(d, d)
         self.shift_C = nn.Parameter(torch.randn(m, d) / math.sqrt(m))  # (m, d): K_shift[l] = shift_C[l]
         self.shift_D = nn.Parameter(torch.randn(d))  # (d,)
-        self.log_dt = nn.Parameter(torch.empty(d).uniform_(math.log(1e-3), math.log(1e-1)))  # (d,)
-        self.log_A_real = nn.Parameter(torch.full((d, m // 2), math.log(0.5)))  # (d, m/2)
-        self.A_imag = nn.Parameter(math.pi * torch.arange(m // 2).repeat(d, 1).to(torch.get_default_dtype()))
-        self.C = nn.Parameter(torch.randn(d, m // 2, 2) * math.sqrt(0.5))  # (d, m/2) complex, as (re, im)
-        self.D = nn.Parameter(torch.randn(d))  # (d,)
+        self.log_dt = nn.Parameter(torch.empty(H).uniform_(math.log(1e-3), math.log(1e-1)))  # (H,)
+        self.log_A_real = nn.Parameter(torch.full((H, m // 2), math.log(0.5)))  # (H, m/2)
+        self.A_imag = nn.Parameter(math.pi * torch.arange(m // 2).repeat(H, 1).to(torch.get_default_dtype()))
+        self.C = nn.Parameter(torch.randn(H, m // 2, 2) * math.sqrt(0.5))  # (H, m/2) complex, as (re, im)
+        self.D = nn.Parameter(torch.randn(H))  # (H,)
 
     def _discrete(self):
-        """Ā, B̄ (d, m/2) complex, ΔA (d, m/2) complex."""
+        """Ā, B̄ (H, m/2) complex, ΔA (H, m/2) complex."""
         A = torch.complex(-torch.exp(self.log_A_real), self.A_imag)  # (d, m/2)
         dtA = torch.exp(self.log_dt)[:, None] * A  # (d, m/2)
         A_bar = torch.exp(dtA)
         return A_bar, (A_bar - 1) / A, dtA
 
     def diag_kernel(self, n: int) -> torch.Tensor:
-        """K[l, c] = 2 Re Σ_n C_n B̄_n Ā_n^l for l < n: (n, d)."""
+        """K[l, h] = 2 Re Σ_n C_n B̄_n Ā_n^l for l < n, one column per head: (n, H)."""
         _, B_bar, dtA = self._discrete()
-        CB = torch.view_as_complex(self.C) * B_bar  # (d, m/2)
+        CB = torch.view_as_complex(self.C) * B_bar  # (H, m/2)
         l = torch.arange(n, device=dtA.device, dtype=self.log_dt.dtype)
-        P = torch.exp(dtA[:, :, None] * l)  # (d, m/2, n): Ā^l
-        W = torch.cat([2 * CB.real, -2 * CB.imag], dim=-1)  # (d, m)
-        V = torch.cat([P.real, P.imag], dim=1)  # (d, m, n)
-        return (W[:, None, :] @ V)[:, 0].T  # (n, d)
+        P = torch.exp(dtA[:, :, None] * l)  # (H, m/2, n): Ā^l
+        W = torch.cat([2 * CB.real, -2 * CB.imag], dim=-1)  # (H, m)
+        V = torch.cat([P.real, P.imag], dim=1)  # (H, m, n)
+        return (W[:, None, :] @ V)[:, 0].T  # (n, H)
+
+    def _outer(self, k, v):
+        """Per head the outer product kv[i, j] = k_i v_j: (B, n, d) x 2 -> (B, n, p·p·H), head fastest."""
+        B, n, _ = k.shape
+        p, H = self.head_dim, self.num_heads
+        kh = k.view(B, n, H, p).transpose(-1, -2)  # (B, n, p, H): kh[..., i, h] = k[h·p + i]
+        vh = v.view(B, n, H, p).transpose(-1, -2)
+        return (kh[:, :, :, None, :] * vh[:, :, None, :, :]).reshape(B, n, p * p * H)
+
+    def _read(self, q, y):
+        """Σ_i q_i y[i, j] per head: q (B, n, d), y (B, n, p·p·H) -> (B, n, d), channel j·H + h."""
+        B, n, d = q.shape
+        p, H = self.head_dim, self.num_heads
+        qh = q.view(B, n, H, p).transpose(-1, -2)  # (B, n, p, H)
+        return (qh[:, :, :, None, :] * y.view(B, n, p, p, H)).sum(2).reshape(B, n, d)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, n, d)
-        n = u.shape[1]
+        n, pp = u.shape[1], self.head_dim**2
         q, k, v = self.q_proj(u), self.k_proj(u), self.v_proj(u)  # (B, n, d) each
         k = causal_conv(k, self.shift_C) + self.shift_D * k  # shift SSM
-        kv = k * v
-        y = causal_conv(kv, self.diag_kernel(n)) + self.D * kv  # diagonal SSM
-        return self.out_proj(q * y)
+        kv = self._outer(k, v)  # (B, n, p²H)
+        y = causal_conv(kv, self.diag_kernel(n).repeat(1, pp)) + self.D.repeat(pp) * kv  # diagonal SSM
+        return self.out_proj(self._read(q, y))
 
     def forward_reference(self, u: torch.Tensor) -> torch.Tensor:
         """Both SSMs as recurrences over t: a shift register of m inputs, then m/2 complex modes."""
         B, n, d = u.shape
-        m = self.d_state
+        m, pp = self.d_state, self.head_dim**2
         q, k, v = self.q_proj(u), self.k_proj(u), self.v_proj(u)
-        A_bar, B_bar, _ = self._discrete()
-        C = torch.view_as_complex(self.C)
+        A_bar, B_bar, _ = (t.repeat(pp, 1) for t in self._discrete())  # (p²H, m/2): head fastest
+        C, D = torch.view_as_complex(self.C).repeat(pp, 1), self.D.repeat(pp)
         s = torch.zeros(B, m, d, dtype=u.dtype, device=u.device)  # shift state: s[:, i] = k_{t-i}
-        x = torch.zeros(B, d, m // 2, dtype=A_bar.dtype, device=u.device)  # diagonal state
+        x = torch.zeros(B, pp * self.num_heads, m // 2, dtype=A_bar.dtype, device=u.device)  # diagonal state
         ys = []
         for t in range(n):
             s = torch.cat([k[:, t : t + 1], s[:, :-1]], dim=1)
             k_t = (self.shift_C * s).sum(1) + self.shift_D * k[:, t]  # (B, d)
-            kv_t = k_t * v[:, t]
+            kv_t = self._outer(k_t[:, None], v[:, t : t + 1])[:, 0]  # (B, p²H)
             x = A_bar * x + B_bar * kv_t[:, :, None]
-            y_t = 2 * (C * x).sum(-1).real + self.D * kv_t  # (B, d)
-            ys.append(q[:, t] * y_t)
-        return self.out_proj(torch.stack(ys, dim=1))
+            ys.append(2 * (C * x).sum(-1).real + D * kv_t)  # (B, p²H)
+        return self.out_proj(self._read(q, torch.stack(ys, dim=1)))
 
     def state_size(self, seq_len: int | None = None) -> int:
-        """The shift register's last min(m, n) inputs and the m/2 complex modes (m reals) per channel:
-        d·min(m, n) + d·m."""
+        """The shift register's last min(m, n) inputs and the m/2 complex modes (m reals) of each of the
+        p²H = p·d channels of the diagonal SSM: d·min(m, n) + p·d·m."""
         n = self._n(seq_len)
-        return self.d_model * (min(self.d_state, n) + self.d_state)
+        return self.d_model * (min(self.d_state, n) + self.head_dim * self.d_state)
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
-        """8d² (four projections) + 2dm (the diagonal kernel: one (1×m)·(m×n) product per channel, per
-        sequence, over n) + the two FFT convolutions (the shift kernel only when min(m, n) > 8 taps)."""
-        n, d, m = self._n(seq_len), self.d_model, self.d_state
-        return 8.0 * d * d + 2.0 * d * m + (causal_conv_flops(n, m, d) + causal_conv_flops(n, n, d)) / n
+        """8d² (four projections) + 2Hm (the diagonal kernel: one (1×m)·(m×n) product per head, per
+        sequence, over n) + the two FFT convolutions (the shift kernel on d channels only when min(m, n) > 8
+        taps, the diagonal one on p·d channels)."""
+        n, d, m, p = self._n(seq_len), self.d_model, self.d_state, self.head_dim
+        conv = causal_conv_flops(n, m, d) + causal_conv_flops(n, n, p * d)
+        return 8.0 * d * d + 2.0 * self.num_heads * m + conv / n
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, seq_len={self.seq_len}, d_state={self.d_state}"
+        return f"d_model={self.d_model}, seq_len={self.seq_len}, d_state={self.d_state}, head_dim={self.head_dim}"

@@ -13,7 +13,11 @@ convolution of the family Zoology (arXiv 2312.04927, §4.1) reduces to BaseConv:
   z_t = [t/(N-1), cos(2π f_j t/N), -sin(2π f_j t/N)]_j with f_j = 1, ..., (e-1)/2 (``emb_dim = e``, odd).
   Decisions: the features are a fixed buffer, not trained (the official code trains them at a separate
   learning rate its trainer ignores), and the frequencies are the integers 1..(e-1)/2 (the official
-  range starts at 1e-4, which makes its single band of e=3 a constant).
+  range starts at 1e-4, which makes its single band of e=3 a constant). ``positional="official"`` (what
+  ``recipe="official"`` models use) reproduces the official ``PositionalEmbedding`` (HazyResearch/zoology,
+  ``zoology/mixers/hyena.py``): frequencies linspace(1e-4, bands-1, bands) (``baseconv.
+  implicit_filter_features``) and z a trainable parameter (3N numbers per layer, trained at the global
+  learning rate and weight decay, as the official trainer ignores the module's ``_optim`` hints).
 * The window exp(-|δ_c| t) uses δ_c linearly spaced in [ln(1e-2)/1.5, ln(1e-2)/0.3] over the channels
   (Hyena §3.3: decay to 1e-2 at 30%–150% of the sequence), a fixed buffer.
 * The long convolution is causal and linear (FFT with zero padding, ``conv.causal_conv``); an input of
@@ -31,6 +35,7 @@ from torch import nn
 
 from ..utils import is_int
 from .base import Mixer
+from .baseconv import implicit_filter_features
 from .conv import causal_conv, causal_conv_direct, causal_conv_flops
 
 __all__ = ["Hyena"]
@@ -50,8 +55,12 @@ class _Sin(nn.Module):
 class Hyena(Mixer):
     """``Hyena(d_model, seq_len, filter_order=64, emb_dim=3, short_kernel=3)``: order-2 Hyena operator."""
 
-    def __init__(self, d_model: int, seq_len: int, filter_order: int = 64, emb_dim: int = 3, short_kernel: int = 3):
+    def __init__(self, d_model: int, seq_len: int, filter_order: int = 64, emb_dim: int = 3, short_kernel: int = 3,
+                 positional: str = "fixed"):
         super().__init__(d_model, seq_len)
+        if positional not in ("fixed", "official"):
+            raise ValueError(f"positional={positional!r}: must be 'fixed' or 'official'")
+        self.positional = positional
         if not (is_int(filter_order) and filter_order >= 1):
             raise ValueError(f"filter_order={filter_order!r}: must be an integer >= 1")
         if not (is_int(emb_dim) and emb_dim >= 3 and emb_dim % 2 == 1):
@@ -79,7 +88,10 @@ class Hyena(Mixer):
         deltas = torch.linspace(math.log(1e-2) / 1.5, math.log(1e-2) / 0.3, d, dtype=torch.float64)  # (d,)
         window = torch.exp(-t[:, None] * deltas.abs())  # (N, d)
         dtype = torch.get_default_dtype()
-        self.register_buffer("z", z.to(dtype), persistent=False)
+        if positional == "official":
+            self.z = nn.Parameter(implicit_filter_features(N, e))  # (N, e), trained
+        else:
+            self.register_buffer("z", z.to(dtype), persistent=False)
         self.register_buffer("window", window.to(dtype), persistent=False)
 
     def long_filter(self, n: int) -> torch.Tensor:
@@ -116,4 +128,4 @@ class Hyena(Mixer):
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, seq_len={self.seq_len}, filter_order={self.filter_order}, "
-                f"emb_dim={self.emb_dim}")
+                f"emb_dim={self.emb_dim}, positional={self.positional}")

@@ -42,6 +42,9 @@ Init as the paper's code: A_log = log(1..m) per channel (S4D-real), D = 1, b_Δ 
 W_out are ``nn.Linear`` without bias. W_Δ and b_Δ are plain parameters (not ``nn.Linear``) so that
 ``LanguageModel``'s N(0, std) re-initialisation of linear layers leaves the step init intact.
 Defaults m = 16, k = 4, E = 2, r = ⌈d/16⌉ (the paper's).
+Under ``LanguageModel(recipe="official")`` the block around this mixer is the official ``MambaBlock``
+(HazyResearch/zoology, ``zoology/mixers/mamba.py``): RMSNorm, no dropout, W_in and W_x keeping ``nn.Linear``'s
+default init and W_out re-drawn kaiming-uniform / √n_layers (``mqar_theory.model``, item 2).
 """
 
 from __future__ import annotations

@@ -25,8 +25,13 @@ d=64, N=64, B=64: 1.05 / 0.9 / 0.7 / 0.5x; d=32, N=32, B=64: 0.8 / 0.9 / 0.85 / 
 with large batches the plain loop is as fast (its N steps are few and large); it is not used because it
 overflows (see above).
 
-Init (RWKV-4's for the first layer of a stack): time_decay_c = -5 + 8 (c/(d-1))^0.7, time_first_c =
-ln 0.3 + 0.5·((c+1) mod 3 - 1), μ_k = μ_v = c/d, μ_r = (c/d)^½; projections ``nn.Linear`` (no bias).
+Init (RWKV-4's, as the official ``RWKVTimeMixer``, HazyResearch/zoology ``zoology/mixers/rwkv.py``), for layer
+l = ``layer_idx`` of a stack of ``n_layer``, with r₀ = l/(n_layer-1) and r₁ = 1 - l/n_layer:
+time_decay_c = -5 + 8 (c/(d-1))^(0.7 + 1.3 r₀), time_first_c = ln 0.3 + 0.5·((c+1) mod 3 - 1),
+μ_k = (c/d)^r₁, μ_v = (c/d)^r₁ + 0.3 r₀, μ_r = (c/d)^(r₁/2); projections ``nn.Linear`` (no bias).
+The default l = 0 is the first layer's init (r₀ = 0, r₁ = 1) whatever n_layer. ``recipe="official"``
+models pass the layer's index and n_layer = 12, the official constructor's default, which the official
+Figure 2 configs keep even for 2-layer models.
 """
 
 from __future__ import annotations
@@ -45,18 +50,23 @@ __all__ = ["RWKV"]
 class RWKV(Mixer):
     """``RWKV(d_model, seq_len, chunk_size=4)``: RWKV-4 time mixing, chunked stable WKV."""
 
-    def __init__(self, d_model: int, seq_len: int, chunk_size: int = 4):
+    def __init__(self, d_model: int, seq_len: int, chunk_size: int = 4, layer_idx: int = 0, n_layer: int = 12):
         super().__init__(d_model, seq_len)
         if not (is_int(chunk_size) and chunk_size >= 1):
             raise ValueError(f"chunk_size={chunk_size!r}: must be an integer >= 1")
+        if not (is_int(n_layer) and n_layer >= 2):
+            raise ValueError(f"n_layer={n_layer!r}: must be an integer >= 2")
+        if not (is_int(layer_idx) and 0 <= layer_idx < n_layer):
+            raise ValueError(f"layer_idx={layer_idx!r}: must be an integer in [0, n_layer={n_layer})")
         d = self.d_model
-        self.chunk_size = int(chunk_size)
+        self.chunk_size, self.layer_idx, self.n_layer = int(chunk_size), int(layer_idx), int(n_layer)
+        r0, r1 = layer_idx / (n_layer - 1), 1.0 - layer_idx / n_layer
         c = torch.arange(d, dtype=torch.float64)
-        self.time_decay = nn.Parameter(-5 + 8 * (c / max(d - 1, 1)) ** 0.7)  # (d,): w = exp(time_decay)
+        self.time_decay = nn.Parameter(-5 + 8 * (c / max(d - 1, 1)) ** (0.7 + 1.3 * r0))  # (d,): w = exp(time_decay)
         self.time_first = nn.Parameter(math.log(0.3) + 0.5 * ((c + 1) % 3 - 1))  # (d,): u
-        self.time_mix_k = nn.Parameter(c / d)  # (d,) μ_k
-        self.time_mix_v = nn.Parameter(c / d)  # (d,) μ_v
-        self.time_mix_r = nn.Parameter((c / d) ** 0.5)  # (d,) μ_r
+        self.time_mix_k = nn.Parameter((c / d) ** r1)  # (d,) μ_k
+        self.time_mix_v = nn.Parameter((c / d) ** r1 + 0.3 * r0)  # (d,) μ_v
+        self.time_mix_r = nn.Parameter((c / d) ** (0.5 * r1))  # (d,) μ_r
         for p in (self.time_decay, self.time_first, self.time_mix_k, self.time_mix_v, self.time_mix_r):
             p.data = p.data.to(torch.get_default_dtype())
         self.key = nn.Linear(d, d, bias=False)

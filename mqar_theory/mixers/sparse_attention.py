@@ -14,10 +14,13 @@ fixed k (dense attention: 8d² + 4nd). No (n × n) score matrix is ever formed.
 **Selection rules** f(u)[i] ∈ {0, 1} and the budget (decisions; all causal: f[i] depends on u[0..i]):
 
 * ``programmatic``, eq. (3): row i is a candidate iff its token occurred earlier (ids from
-  ``matching``: the token ids the model passes, else equal rows of u). ``repeats="first"`` (default)
-  keeps only the first repeat of each token (its second occurrence): a token that recurs again and
-  again (MQAR's filler 0, function words) would otherwise spend the budget; an MQAR query is the first
-  repeat of its key. ``repeats="all"`` is eq. (3) literally.
+  ``matching``: the token ids the model passes, else equal rows of u). ``repeats="all"`` is eq. (3)
+  literally. ``repeats="first"`` (default) keeps only the first repeat of each token (its second
+  occurrence): a token that recurs again and again (MQAR's filler 0, function words) would otherwise
+  spend the budget. On zero-filler MQAR a query is the first repeat of its key, so "first" selects
+  exactly the K queries and the filler's second occurrence: the hybrid then attends where full attention
+  is needed by construction. With random filler a key can recur in the filler before its query, which
+  "first" then misses and "all" keeps (``mqar_theory.sweep.hybrids.selection_coverage`` measures both).
 * ``learned``: score f_i = σ(u_i·w + b) (w ∈ R^d, b a scalar, init b = 1 so every row starts a
   candidate); row i is a candidate iff f_i >= ``threshold`` (0.5). The output row is scaled by f_i in
   training and evaluation alike, so the task loss reaches w through the selected rows. The paper's

@@ -11,17 +11,19 @@ Modules: ``spec`` (the YAML format and its validation, ``SpecError``), ``runs`` 
 ``cli`` (``mqar-theory sweep``).
 """
 
-from .analysis import CLAIMS, GATED_CONVOLUTIONS, cell_table, figure2_claims, select_best
-from .execute import execute_run, model_sizes, provenance
-from .gap import (
-    HYBRID_CLAIMS,
-    ZOOLOGY_TABLE2,
-    hybrid_claims,
-    hybrid_summary,
-    input_dependence_claims,
-    selection_rule,
-    zoology_table2,
+from .analysis import (
+    CLAIMS,
+    GATED_CONVOLUTIONS,
+    cell_table,
+    figure2_claims,
+    lr_table,
+    reference_failures,
+    seed_spread,
+    select_best,
+    threshold_table,
 )
+from .execute import execute_run, model_sizes, provenance
+from .gap import HYBRID_CLAIMS, hybrid_claims, hybrid_summary, input_dependence_claims, selection_rule
 from .runs import Run, canonical, expand, run_hash
 from .spec import Spec, SpecError, load_spec, parse_spec, resolve_spec_path
 from .store import load_records, load_results, read_record, write_record, write_table
@@ -34,6 +36,15 @@ __all__ = [
     "execute_run", "model_sizes", "provenance",
     "load_results", "load_records", "read_record", "write_record", "write_table",
     "select_best", "figure2_claims", "cell_table", "CLAIMS", "GATED_CONVOLUTIONS",
+    "lr_table", "seed_spread", "threshold_table", "reference_failures",
     "input_dependence_claims", "hybrid_summary", "hybrid_claims", "selection_rule", "zoology_table2",
     "ZOOLOGY_TABLE2", "HYBRID_CLAIMS",
 ]  # fmt: skip
+
+
+def __getattr__(name):  # the paper's Table 2 lives in its own module (imported on first use)
+    if name in ("ZOOLOGY_TABLE2", "zoology_table2"):
+        from . import table2
+
+        return getattr(table2, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

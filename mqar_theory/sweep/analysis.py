@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["select_best", "figure2_claims", "cell_table", "GATED_CONVOLUTIONS", "CLAIMS"]
+__all__ = ["select_best", "figure2_claims", "cell_table", "lr_table", "seed_spread", "threshold_table",
+           "reference_failures", "GATED_CONVOLUTIONS", "CLAIMS"]
 
 #: mixers the paper calls gated convolutions (Sec. 3; Figure 2's non-attention rows)
 GATED_CONVOLUTIONS = ("baseconv", "hyena", "h3", "rwkv")
@@ -130,3 +131,87 @@ def figure2_claims(df, metric: str = "test_accuracy", near_perfect: float = 0.9,
     out = pd.DataFrame(rows, columns=["id", "model", "holds", "detail"])
     out.insert(1, "claim", out["id"].map(CLAIMS))
     return out
+
+
+# --- every learning rate, every seed -----------------------------------------------------------------------
+def _cell_keys(df) -> list[str]:
+    return [k for k in ("model", "mixer", "seq_len", "num_kv_pairs", "d_model") if k in df.columns]
+
+
+def lr_table(df, metric: str = "test_accuracy"):
+    """Every learning rate's result, not only the best: per (model, mixer, seq_len, num_kv_pairs, d_model, lr),
+    the mean, min and max of ``metric`` over the seeds and their number (``n_seeds``); failed runs left out."""
+    if metric not in df.columns:
+        raise ValueError(f"metric={metric!r}: not a column of the table")
+    if "lr" not in df.columns:
+        raise ValueError("df: has no 'lr' column")
+    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    keys = [*_cell_keys(ok), "lr"]
+    g = ok.groupby(keys, as_index=False)[metric]
+    out = g.agg(mean="mean", min="min", max="max", n_seeds="count")
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def seed_spread(best, metric: str = "test_accuracy"):
+    """Per cell (model, mixer, seq_len, num_kv_pairs, d_model) of a ``select_best`` table: the mean, min and
+    max over the seeds of the per-seed best (over lr) ``metric``, and ``n_seeds``."""
+    if metric not in best.columns:
+        raise ValueError(f"metric={metric!r}: not a column of the table")
+    keys = _cell_keys(best)
+    return (best.groupby(keys, as_index=False)[metric].agg(mean="mean", min="min", max="max", n_seeds="count")
+            .sort_values(keys, kind="stable").reset_index(drop=True))
+
+
+def _first_width(widths_acc, solved: float) -> float:
+    """The smallest width whose accuracy is >= ``solved`` (``inf`` when none)."""
+    reached = [d for d, a in sorted(widths_acc) if a >= solved]
+    return float(min(reached)) if reached else math.inf
+
+
+def threshold_table(best, metric: str = "test_accuracy", solved: float = 0.9, models=None, gated=GATED_CONVOLUTIONS):
+    """Each model's threshold width per sequence length: the first d at which ``metric`` (best over lr) reaches
+    ``solved``, per seed, in a ``select_best`` table. Columns: ``model, mixer, seq_len, threshold`` (on the
+    seed-mean curve), ``threshold_min, threshold_max`` (over the seeds; ``inf``: that seed never reaches
+    ``solved`` at any width of the grid), ``seeds_solved`` (seeds that reach it), ``n_seeds``, ``widths``
+    (the grid). ``models``: the models to tabulate (default: those whose mixer is a gated convolution)."""
+    import pandas as pd
+
+    if not (isinstance(solved, (int, float)) and 0 < solved <= 1):
+        raise ValueError(f"solved={solved!r}: must be a number in (0, 1]")
+    if metric not in best.columns:
+        raise ValueError(f"metric={metric!r}: not a column of the table")
+    if models is None:
+        models = sorted(set(best.loc[best["mixer"].isin(gated), "model"]))
+    rows = []
+    seed_col = "seed" if "seed" in best.columns else None
+    for model in models:
+        sub = best[best["model"] == model]
+        if sub.empty:
+            raise ValueError(f"models: {model!r} has no row in the table")
+        for n, g in sub.groupby("seq_len"):
+            mean = g.groupby("d_model")[metric].mean()
+            per_seed = ([_first_width(list(zip(s["d_model"], s[metric], strict=True)), solved)
+                         for _, s in g.groupby(seed_col)] if seed_col else
+                        [_first_width(list(mean.items()), solved)])
+            rows.append({"model": model, "mixer": g["mixer"].iloc[0], "seq_len": int(n),
+                         "threshold": _first_width(list(mean.items()), solved),
+                         "threshold_min": min(per_seed), "threshold_max": max(per_seed),
+                         "seeds_solved": sum(w != math.inf for w in per_seed), "n_seeds": len(per_seed),
+                         "widths": "/".join(str(int(d)) for d in sorted(g["d_model"].unique()))})
+    return pd.DataFrame(rows, columns=["model", "mixer", "seq_len", "threshold", "threshold_min", "threshold_max",
+                                       "seeds_solved", "n_seeds", "widths"])
+
+
+def reference_failures(best, metric: str = "test_accuracy", reference: str = "attention", target: float = 0.99):
+    """The cells where the reference model (by name) is below ``target`` in a ``select_best`` table, on the
+    seed mean: columns ``model, seq_len, d_model, mean, min, max, n_seeds, best_lr`` (the per-seed best lrs,
+    "/"-joined). Empty when the reference solves every cell; a ``ValueError`` when it has no row at all."""
+    sub = best[best["model"] == reference]
+    if sub.empty:
+        raise ValueError(f"reference={reference!r}: no row of that model in the table")
+    spread = seed_spread(sub, metric)
+    bad = spread[spread["mean"] < target].copy()
+    lrs = sub.groupby(["seq_len", "d_model"])["lr"].agg(lambda s: "/".join(f"{v:g}" for v in s))
+    bad["best_lr"] = [lrs[(n, d)] for n, d in zip(bad["seq_len"], bad["d_model"], strict=True)]
+    cols = ["model", "seq_len", "d_model", "mean", "min", "max", "n_seeds", "best_lr"]
+    return bad[cols].reset_index(drop=True)

@@ -1,10 +1,25 @@
 """The sweep's figures, in the style of Zoology's Figure 2 (arXiv 2312.04927): one panel per sequence length,
-accuracy (best over the learning rate) against the model width on a log axis, one line per model; and the
-same accuracy against the recurrent state size."""
+accuracy (best over the learning rate) against the model width on a log axis, one line per model (the mean over
+seeds, with a min–max band over the seeds); every learning rate's curve (``plot_accuracy_by_lr``); and the same
+accuracy against the recurrent state size. ``sweep_summary`` says in words what a table swept, for titles."""
 
 from __future__ import annotations
 
-__all__ = ["plot_accuracy_vs_width", "plot_accuracy_vs_state", "plot_hybrids", "model_palette"]
+__all__ = ["plot_accuracy_vs_width", "plot_accuracy_vs_state", "plot_accuracy_by_lr", "model_palette", "sweep_summary"]
+
+
+def _values(df, col) -> list:
+    return sorted(df[col].dropna().unique().tolist()) if col in df.columns else []
+
+
+def sweep_summary(df) -> str:
+    """What a results table swept, in words: the learning rates, the seeds, the recipe, the vocabulary."""
+    lrs = ", ".join(f"{v:g}" for v in _values(df, "lr"))
+    seeds = _values(df, "seed")
+    recipe = ", ".join(map(str, _values(df, "recipe"))) if "recipe" in df.columns else ""
+    parts = [f"lr ∈ {{{lrs}}}" if lrs else "", f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}" if seeds else "",
+             f"{recipe or 'clean'} recipe", f"c = {_values(df, 'vocab_size')[0]}" if _values(df, "vocab_size") else ""]
+    return "; ".join(p for p in parts if p)
 
 
 def model_palette(models, mixers: dict | None = None) -> dict:
@@ -25,16 +40,9 @@ def model_palette(models, mixers: dict | None = None) -> dict:
     return out
 
 
-def _facets(best, x: str, metric: str, title: str, logx: bool, ticks=None):
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+def _format_axes(g, logx: bool, ticks=None):
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    models = list(dict.fromkeys(best["model"]))
-    palette = model_palette(models, dict(zip(best["model"], best["mixer"], strict=True)))
-    g = sns.relplot(data=best, x=x, y=metric, hue="model", hue_order=models, col="seq_len", kind="line",
-                    marker="o", palette=palette, height=2.25, aspect=1, errorbar=None,
-                    facet_kws={"sharex": True, "sharey": True})
     for ax in g.axes.flat:
         if logx:
             ax.set_xscale("log")
@@ -44,6 +52,20 @@ def _facets(best, x: str, metric: str, title: str, logx: bool, ticks=None):
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(-0.03, 1.03)
         ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.tick_params(axis="x", labelsize=7)
+
+
+def _facets(best, x: str, metric: str, title: str, logx: bool, ticks=None):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    models = list(dict.fromkeys(best["model"]))
+    palette = model_palette(models, dict(zip(best["model"], best["mixer"], strict=True)))
+    # the line is the mean over seeds, the band the min-max over seeds (the 0-100 percentile interval)
+    g = sns.relplot(data=best, x=x, y=metric, hue="model", hue_order=models, col="seq_len", kind="line",
+                    marker="o", palette=palette, height=2.25, aspect=1.1, errorbar=("pi", 100),
+                    facet_kws={"sharex": True, "sharey": True})
+    _format_axes(g, logx, ticks)
     g.set_titles("Sequence Length: {col_name}")
     g.set_ylabels("MQAR accuracy")
     g.figure.suptitle(title, y=1.04, fontsize=9)
@@ -51,14 +73,51 @@ def _facets(best, x: str, metric: str, title: str, logx: bool, ticks=None):
     return g.figure
 
 
-def plot_accuracy_vs_width(best, metric: str = "test_accuracy", title: str = ""):
+def plot_accuracy_vs_width(best, metric: str = "test_accuracy", title: str = "", failures=None):
     """Figure 2 (top row): ``metric`` against d_model, one panel per sequence length, one line per model
-    (means over seeds of a ``select_best`` table)."""
+    (the mean over seeds of a ``select_best`` table, with a min–max band over the seeds). ``failures`` (a
+    ``reference_failures`` table) marks the reference model's failing cells with a red ring and its value."""
     ticks = sorted(best["d_model"].unique().tolist())
     fig = _facets(best, "d_model", metric, title, logx=True, ticks=ticks)
-    for ax in fig.axes:
+    ns = sorted(best["seq_len"].unique().tolist())
+    for ax, n in zip(fig.axes, ns, strict=False):
         ax.set_xlabel("Model dimension")
+        if failures is None:
+            continue
+        for _, r in failures[failures["seq_len"] == n].iterrows():
+            ax.plot([r["d_model"]], [r["mean"]], "o", ms=11, mfc="none", mec="red", mew=1.5)
+            last = r["d_model"] == max(ticks)  # keep the label inside the panel, clear of the tick labels
+            ax.annotate(f"{r['model']} {r['mean']:.2f} (< 0.99)", (r["d_model"], r["mean"]),
+                        xytext=(-8 if last else 0, 12), textcoords="offset points", ha="right" if last else "center",
+                        fontsize=6, color="red", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
     return fig
+
+
+def plot_accuracy_by_lr(df, metric: str = "test_accuracy", title: str = "", models=None):
+    """Every learning rate's result (not only the best): one row of panels per model, one column per sequence
+    length, ``metric`` against d_model with one line per learning rate (mean over seeds, min–max band over the
+    seeds), from a ``load_results`` table (failed runs left out)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    if models is not None:
+        ok = ok[ok["model"].isin(models)]
+    if ok.empty:
+        raise ValueError("df: no run to plot")
+    ok = ok.assign(learning_rate=[f"{v:g}" for v in ok["lr"]])
+    lr_order = [f"{v:g}" for v in sorted(ok["lr"].unique())]
+    order = list(dict.fromkeys(ok["model"])) if models is None else [m for m in models if m in set(ok["model"])]
+    g = sns.relplot(data=ok, x="d_model", y=metric, hue="learning_rate", hue_order=lr_order, row="model",
+                    row_order=order, col="seq_len", kind="line", marker="o", palette="viridis", height=1.9,
+                    aspect=1.25, errorbar=("pi", 100),
+                    facet_kws={"sharex": True, "sharey": True, "margin_titles": True})
+    _format_axes(g, True, sorted(ok["d_model"].unique().tolist()))
+    g.set_titles(row_template="{row_name}", col_template="N = {col_name}")
+    g.set_axis_labels("Model dimension", "MQAR accuracy")
+    g.figure.suptitle(title, y=1.02, fontsize=9)
+    plt.close(g.figure)
+    return g.figure
 
 
 def plot_accuracy_vs_state(best, metric: str = "test_accuracy", title: str = "", exclude=("attention",)):
@@ -71,33 +130,4 @@ def plot_accuracy_vs_state(best, metric: str = "test_accuracy", title: str = "",
     fig = _facets(sub, "state_size", metric, title, logx=True)
     for ax in fig.axes:
         ax.set_xlabel("State size (numbers)")
-    return fig
-
-
-def plot_hybrids(summary, models=None, title: str = ""):
-    """The Sec. 5 hybrids (Zoology, arXiv 2312.04927) from a ``hybrid_summary`` table: accuracy against the
-    sequence length (left) and against the mixers' FLOPs per token (right, log x), one colour per model
-    (``models`` gives the order; default: the table's)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
-
-    _need = [c for c in ("seq_len", "model", "accuracy", "mixer_flops_per_token") if c not in summary.columns]
-    if _need:
-        raise ValueError(f"summary: missing column(s) {_need}")
-    models = list(dict.fromkeys(summary["model"])) if models is None else list(models)
-    palette = model_palette(models)  # colours by model name (plotting.MIXER_COLORS)
-    ns = sorted(summary["seq_len"].unique())
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for m in models:
-        r = summary[summary["model"] == m].sort_values("seq_len")
-        axes[0].plot(r["seq_len"], r["accuracy"], "o-", color=palette[m], label=m)
-        axes[1].scatter(r["mixer_flops_per_token"], r["accuracy"], color=palette[m], label=m)
-    axes[0].set(xlabel="sequence length N", ylabel="MQAR accuracy", ylim=(-0.03, 1.03), xscale="log",
-                xticks=ns, xticklabels=ns)
-    axes[1].set(xlabel="mixer FLOPs per token (both layers)", ylabel="MQAR accuracy", ylim=(-0.03, 1.03),
-                xscale="log")
-    axes[0].xaxis.set_minor_formatter(NullFormatter())  # only the N of the grid are labelled
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(title, fontsize=9)
-    plt.close(fig)
     return fig

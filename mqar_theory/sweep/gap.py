@@ -3,19 +3,24 @@ input-dependent filters) and of the Sec. 5 sparse-attention hybrids, checked on 
 
 ``input_dependence_claims``: per sequence length, the widths at which the programmatic input-dependent filter
 reaches ``solved`` while plain BaseConv stays below it; the claim holds at N when there is at least one such
-width. The autocorrelation filter is reported (widths where it beats plain BaseConv), not claimed.
+width. The autocorrelation filter is reported (widths where it beats plain BaseConv), not claimed;
+``autocorrelation_gain`` gives its accuracy minus plain BaseConv's per width, for the plain filter and its variants.
 
-``hybrid_summary`` / ``hybrid_claims``: per (N, model) the selection rule (read from the record's
-``mixer_kwargs``), accuracy, mixer FLOPs per token and the fraction of the attention-BaseConv gap closed,
-(acc - acc_BaseConv) / (acc_attention - acc_BaseConv), measured only where the gap is at least ``min_gap``;
-then the claims: programmatic and learned selection close at least ``most`` of the gap, random does not.
+``hybrid_rule``: what a model's attention layer does, read from its record (``mixer`` and ``mixer_kwargs``):
+``attention`` (every layer attention), ``full`` (a hybrid with a full attention layer), ``programmatic/first``,
+``programmatic/all`` (eq. (3) with ``repeats="first"`` / ``"all"``), ``learned``, ``random``, or ``-`` (no
+attention at all: plain BaseConv), with the budget k of a sparse layer.
 
-``ZOOLOGY_TABLE2``: the paper's Table 2 (Sec. 5), quoted, not measured (see its comment).
+``hybrid_summary``: per (seq_len, d_model, model) the rule, k, the mean and spread over seeds of the accuracy,
+the mixers' FLOPs per token, and the fraction of the attention-BaseConv gap closed, (acc - acc_BaseConv) /
+(acc_attention - acc_BaseConv), measured only where the gap is at least ``min_gap``. ``hybrid_claims``: one row
+per sparse model with whether it closes at least ``most`` of the gap (programmatic and learned selection are
+claimed to, random selection is claimed not to); ``claim_verdicts`` condenses them per claim and rule.
 
 Decisions: accuracies are means over seeds of the per-seed best (as ``cell_table``); a claim with nothing to
-check (a model missing at N, no width shared by the two models, a gap below ``min_gap``) reports
-``holds = None``, never True; when several models share a selection rule, the rule's claim at N holds only
-if it holds for every one of them.
+check (a model missing at (N, d), a gap below ``min_gap``) reports ``holds = None``, never True; every sparse
+model is judged on its own (a rule at several budgets k gives one verdict per k, none is picked after the fact).
+The paper's Table 2 (Pile language models) is quoted in ``mqar_theory.sweep.table2``.
 """
 
 from __future__ import annotations
@@ -23,36 +28,17 @@ from __future__ import annotations
 import json
 import math
 
-__all__ = ["input_dependence_claims", "hybrid_summary", "hybrid_claims", "selection_rule",
-           "zoology_table2", "ZOOLOGY_TABLE2", "ZOOLOGY_TABLE2_COLUMNS", "HYBRID_CLAIMS"]  # fmt: skip
+__all__ = ["input_dependence_claims", "autocorrelation_gain", "hybrid_summary", "hybrid_claims", "claim_verdicts",
+           "selection_rule", "hybrid_rule", "HYBRID_CLAIMS", "SPARSE_RULES"]  # fmt: skip
 
-#: claim id -> (selection rule, closes the gap?, statement)
+#: claim id -> (selection family, closes the gap?, statement); "programmatic" covers both repeats variants
 HYBRID_CLAIMS = {
     "programmatic_closes_gap": ("programmatic", True, "programmatic selection closes most of the gap"),
     "learned_closes_gap": ("learned", True, "learned selection closes most of the gap"),
     "random_does_not_close_gap": ("random", False, "random selection (control) does not close most of the gap"),
 }
-
-# Zoology (Arora, Eyuboglu et al., arXiv 2312.04927), Sec. 5, Table 2: Pile language models at 360M
-# parameters, 10B tokens; test perplexity overall, on the AR-hit slice and on the other tokens, and the FLOPs
-# of a forward pass. QUOTED as published (transcribed from the paper; check against the PDF before citing
-# further), NOT measured here: reproducing them needs Pile pretraining.
-ZOOLOGY_TABLE2_COLUMNS = ("model (360M)", "ppl overall", "ppl AR hits", "ppl other", "FLOPs / note")
-ZOOLOGY_TABLE2 = (
-    ("Attention", 9.44, 1.98, 10.62, "6.23 TFLOPs"),
-    ("BaseConv + 3 full-attention layers", 8.59, 1.95, 8.91, "5.10 TFLOPs"),
-    ("BaseConv + 3 programmatic-selection layers", 9.54, 2.35, 10.50, "5.06 TFLOPs"),
-    ("BaseConv + learned selection (k = 256)", None, None, None, "72% of the AR gap closed"),
-)
-
-
-def zoology_table2():
-    """``ZOOLOGY_TABLE2`` as a DataFrame indexed by model: the published Table 2 of Zoology (arXiv
-    2312.04927, Sec. 5), quoted, not measured."""
-    import pandas as pd
-
-    return pd.DataFrame(list(ZOOLOGY_TABLE2), columns=list(ZOOLOGY_TABLE2_COLUMNS)).set_index(
-        ZOOLOGY_TABLE2_COLUMNS[0])
+#: the rules of a sparse-attention layer, as ``hybrid_rule`` names them
+SPARSE_RULES = ("programmatic/first", "programmatic/all", "learned", "random")
 
 
 def _check_fraction(name: str, v) -> None:
@@ -116,82 +102,173 @@ def input_dependence_claims(best, solved: float = 0.9, metric: str = "test_accur
     return pd.DataFrame(rows, columns=cols, dtype=object).astype({"seq_len": int})
 
 
-def selection_rule(mixer_kwargs) -> str:
-    """The selection rule(s) a record's ``mixer_kwargs`` names (a JSON string as in ``load_results``, a dict,
-    or a per-layer list of dicts): the distinct ``selection`` values in layer order joined by '+', or '-' for
-    none (no sparse-attention layer, or no kwargs at all)."""
+def autocorrelation_gain(best, metric: str = "test_accuracy", baseconv: str = "baseconv",
+                         prefix: str = "baseconv_autocorrelation"):
+    """Figure 2 (bottom row), the autocorrelation filters against plain BaseConv on a ``select_best`` table: one
+    row per (model, seq_len) for every model whose name starts with ``prefix`` (the plain filter and its
+    variants), with ``gain_per_width`` ({d: acc - acc_BaseConv}, means over seeds, widths both models ran),
+    ``max_gain`` and ``mean_gain`` (NaN where no width is shared)."""
+    import pandas as pd
+
+    _check_columns(best, ["model", "seq_len", "d_model", metric], "best")
+    acc = _acc(best, metric)
+    rows = []
+    for m in sorted(x for x in best["model"].unique() if str(x).startswith(prefix)):
+        for n in sorted(best.loc[best["model"] == m, "seq_len"].unique()):
+            gains = {int(d): float(acc[(n, m, d)] - acc[(n, baseconv, d)])
+                     for (nn, mm, d) in acc.index if nn == n and mm == m and (n, baseconv, d) in acc.index}
+            vals = list(gains.values())
+            rows.append(dict(model=m, seq_len=int(n), gain_per_width=gains,
+                             max_gain=max(vals) if vals else math.nan,
+                             mean_gain=sum(vals) / len(vals) if vals else math.nan))
+    return pd.DataFrame(rows, columns=["model", "seq_len", "gain_per_width", "max_gain", "mean_gain"])
+
+
+def _layers(mixer_kwargs, name: str = "mixer_kwargs") -> list:
+    """A record's mixer_kwargs as a list of per-layer dicts ([] for none): JSON string, dict, list or NaN."""
     kw = mixer_kwargs
     if isinstance(kw, str):
         try:
             kw = json.loads(kw)
         except json.JSONDecodeError as e:
-            raise ValueError(f"mixer_kwargs={mixer_kwargs!r}: not valid JSON ({e})") from None
+            raise ValueError(f"{name}={mixer_kwargs!r}: not valid JSON ({e})") from None
     if kw is None or (isinstance(kw, float) and math.isnan(kw)):
-        return "-"
+        return []
     layers = kw if isinstance(kw, list) else [kw]
     if not all(isinstance(k, dict) for k in layers):
-        raise ValueError(f"mixer_kwargs={mixer_kwargs!r}: must be a dict or a list of dicts")
-    rules = list(dict.fromkeys(k["selection"] for k in layers if k.get("selection")))
+        raise ValueError(f"{name}={mixer_kwargs!r}: must be a dict or a list of dicts")
+    return layers
+
+
+def _mixers(mixer) -> list[str]:
+    if isinstance(mixer, str):
+        try:
+            m = json.loads(mixer)
+        except json.JSONDecodeError:
+            return [mixer]
+        return [m] if isinstance(m, str) else list(m)
+    if isinstance(mixer, (list, tuple)):
+        return [str(m) for m in mixer]
+    raise ValueError(f"mixer={mixer!r}: must be a mixer name or a list of names")
+
+
+def selection_rule(mixer_kwargs) -> str:
+    """The selection rule(s) a record's ``mixer_kwargs`` names (a JSON string as in ``load_results``, a dict,
+    or a per-layer list of dicts): the distinct ``selection`` values in layer order joined by '+', or '-' for
+    none (no sparse-attention layer, or no kwargs at all)."""
+    rules = list(dict.fromkeys(k["selection"] for k in _layers(mixer_kwargs) if k.get("selection")))
     return "+".join(rules) if rules else "-"
+
+
+def hybrid_rule(mixer, mixer_kwargs=None) -> tuple[str, int | None]:
+    """(rule, k) of a model from its record's ``mixer`` (a name, a list, or the JSON/'+'-joined form of a
+    table) and ``mixer_kwargs``: ``("attention", None)`` when every layer is attention, ``("full", None)``
+    for a hybrid with a full attention layer, ``("programmatic/first" | "programmatic/all" | "learned" |
+    "random", k)`` for a ``sparse_attention`` layer (k its budget; the mixer's defaults when unset:
+    programmatic, repeats "first", k 64), ``("-", None)`` for no attention. Several sparse layers with
+    different rules or budgets are a ``ValueError`` (not a model of the Sec. 5 sweeps)."""
+    import inspect
+
+    from ..mixers.sparse_attention import SparseAttention
+
+    names = _mixers(mixer)
+    if len(names) == 1 and "+" in names[0]:
+        names = names[0].split("+")
+    layers = _layers(mixer_kwargs)
+    defaults = {k: p.default for k, p in inspect.signature(SparseAttention).parameters.items()}
+    rules = set()
+    for i, name in enumerate(names):
+        if name != "sparse_attention":
+            continue
+        kw = {**defaults, **(layers[i % len(layers)] if layers else {})}
+        sel = kw["selection"]
+        rules.add((f"programmatic/{kw['repeats']}" if sel == "programmatic" else sel, int(kw["k"])))
+    if len(rules) > 1:
+        raise ValueError(f"mixer={mixer!r}, mixer_kwargs={mixer_kwargs!r}: sparse layers with different rules {rules}")
+    if rules:
+        return rules.pop()
+    if names and all(n == "attention" for n in names):
+        return "attention", None
+    return ("full", None) if "attention" in names else ("-", None)
 
 
 def hybrid_summary(best, min_gap: float = 0.2, metric: str = "test_accuracy", attention: str = "attention",
                    baseconv: str = "baseconv"):
-    """Sec. 5 hybrids on a ``select_best`` table: one row per (seq_len, model) with ``selection``
-    (``selection_rule`` of its ``mixer_kwargs``), ``accuracy`` (mean over seeds and widths of ``metric``),
-    ``mixer_flops_per_token`` (the record's, both layers), ``gap`` (acc_attention - acc_BaseConv at that N;
-    NaN if either is missing) and ``gap_closed`` ((acc - acc_BaseConv) / gap where gap >= ``min_gap``, else
-    NaN: the fraction is not measured where there is no gap to close)."""
+    """Sec. 5 hybrids on a ``select_best`` table: one row per (seq_len, d_model, model) with ``num_kv_pairs``
+    (when the table has it), ``rule`` and ``k``
+    (``hybrid_rule``; k NaN for a model without a sparse layer), ``selection`` (``selection_rule``),
+    ``accuracy`` (mean over seeds of ``metric``), ``accuracy_min`` / ``accuracy_max`` (over seeds), ``seeds``,
+    ``mixer_flops_per_token`` (the record's, all layers), ``gap`` (acc_attention - acc_BaseConv at that
+    (N, d); NaN if either is missing) and ``gap_closed`` ((acc - acc_BaseConv) / gap where gap >= ``min_gap``,
+    else NaN: not measured where there is no gap to close). Models keep the table's first-seen order."""
+    import pandas as pd
+
     _check_fraction("min_gap", min_gap)
-    _check_columns(best, ["model", "seq_len", metric, "flops_per_token"], "best")
-    b = best.assign(selection=best["mixer_kwargs"].map(selection_rule) if "mixer_kwargs" in best else "-")
-    s = b.groupby(["seq_len", "model"], as_index=False, sort=True).agg(
-        selection=("selection", "first"), accuracy=(metric, "mean"),
-        mixer_flops_per_token=("flops_per_token", "mean"))
-    acc = s.set_index(["seq_len", "model"])["accuracy"]
+    _check_columns(best, ["model", "seq_len", "d_model", metric, "flops_per_token"], "best")
+    kw = best["mixer_kwargs"] if "mixer_kwargs" in best else pd.Series([None] * len(best), index=best.index)
+    mixer = best["mixer"] if "mixer" in best else best["model"]
+    rk = [hybrid_rule(m, k) for m, k in zip(mixer, kw, strict=True)]
+    b = best.assign(rule=[r for r, _ in rk], k=[math.nan if k is None else float(k) for _, k in rk],
+                    selection=kw.map(selection_rule), seeds=1)
+    order = {m: i for i, m in enumerate(dict.fromkeys(b["model"]))}
+    extra = {"num_kv_pairs": ("num_kv_pairs", "first")} if "num_kv_pairs" in b else {}
+    s = b.groupby(["seq_len", "d_model", "model"], as_index=False, sort=True).agg(
+        **extra, rule=("rule", "first"), k=("k", "first"), selection=("selection", "first"),
+        accuracy=(metric, "mean"), accuracy_min=(metric, "min"), accuracy_max=(metric, "max"),
+        seeds=("seeds", "sum"), mixer_flops_per_token=("flops_per_token", "mean"))
+    s = s.sort_values(["seq_len", "d_model", "model"], key=lambda c: c.map(order) if c.name == "model" else c,
+                      kind="stable").reset_index(drop=True)
+    acc = s.set_index(["seq_len", "d_model", "model"])["accuracy"]
 
-    def at(n, m):
-        return float(acc[(n, m)]) if (n, m) in acc.index else math.nan
+    def at(n, d, m):
+        return float(acc[(n, d, m)]) if (n, d, m) in acc.index else math.nan
 
-    gap = {n: at(n, attention) - at(n, baseconv) for n in s["seq_len"].unique()}
-    s["gap"] = s["seq_len"].map(gap).astype(float)
-    measured = s["gap"].where(s["gap"] >= min_gap)
-    s["gap_closed"] = (s["accuracy"] - s["seq_len"].map(lambda n: at(n, baseconv))) / measured
+    cells = list(zip(s["seq_len"], s["d_model"], strict=True))
+    s["gap"] = [at(n, d, attention) - at(n, d, baseconv) for n, d in cells]
+    base = pd.Series([at(n, d, baseconv) for n, d in cells], index=s.index)
+    s["gap_closed"] = (s["accuracy"] - base) / s["gap"].where(s["gap"] >= min_gap)
     return s
 
 
 def hybrid_claims(summary, most: float = 0.8):
-    """The Sec. 5 claims on a ``hybrid_summary`` table: one row per (claim, seq_len) with columns ``id,
-    claim, seq_len, models, holds, detail``. Programmatic and learned selection close at least ``most`` of
-    the gap, random selection closes less. ``holds`` is None where the gap is not measured (below
-    ``min_gap``, or attention / BaseConv missing) or no model uses the rule at that N."""
+    """The Sec. 5 claims on a ``hybrid_summary`` table, judged per sparse model: one row per (claim, seq_len,
+    d_model, model) with ``rule``, ``k``, ``gap_closed``, ``holds`` and ``detail``. Programmatic (both
+    repeats variants) and learned selection close at least ``most`` of the gap; random selection closes less.
+    ``holds`` is None where the gap is not measured (below ``min_gap``, or attention / BaseConv missing)."""
     import pandas as pd
 
     _check_fraction("most", most)
-    _check_columns(summary, ["seq_len", "model", "selection", "gap", "gap_closed"], "summary")
+    _check_columns(summary, ["seq_len", "d_model", "model", "rule", "k", "gap", "gap_closed"], "summary")
     rows = []
-    for cid, (rule, closes, statement) in HYBRID_CLAIMS.items():
-        for n in sorted(summary["seq_len"].unique()):
-            at = summary[(summary["seq_len"] == n)]
-            gap = float(at["gap"].iloc[0]) if len(at) else math.nan
-            sel = at[at["selection"] == rule]
-            models = sorted(sel["model"])
-            if sel.empty:
-                rows.append((cid, statement, int(n), models, None, f"no model with {rule} selection"))
+    for cid, (family, closes, statement) in HYBRID_CLAIMS.items():
+        sel = summary[summary["rule"].str.split("/").str[0] == family]
+        for r in sel.itertuples(index=False):
+            k = None if math.isnan(r.k) else int(r.k)
+            if math.isnan(r.gap_closed):
+                why = ("no attention/BaseConv gap measured (a model is missing)" if math.isnan(r.gap)
+                       else f"gap {r.gap:.3f} below min_gap: not measured")
+                rows.append((cid, statement, int(r.seq_len), int(r.d_model), r.model, r.rule, k, r.gap_closed,
+                             None, why))
                 continue
-            if sel["gap_closed"].isna().any():
-                if math.isnan(gap):
-                    why = "no attention/BaseConv gap measured (a model is missing)"
-                elif at["gap_closed"].isna().all():
-                    why = f"gap {gap:.3f} below min_gap: not measured"
-                else:
-                    why = "accuracy missing for " + ", ".join(sel.loc[sel["gap_closed"].isna(), "model"])
-                rows.append((cid, statement, int(n), models, None, why))
-                continue
-            ok = list(zip(sel["model"], sel["gap_closed"], strict=True))
-            good = all((f >= most) if closes else (f < most) for _, f in ok)
-            detail = (f"gap {gap:.3f}; closed: " + ", ".join(f"{m} {f:.3f}" for m, f in ok)
-                      + f" ({'>=' if closes else '<'} {most})")
-            rows.append((cid, statement, int(n), models, bool(good), detail))
-    out = pd.DataFrame(rows, columns=["id", "claim", "seq_len", "models", "holds", "detail"])
-    return out.astype({"holds": object})
+            good = (r.gap_closed >= most) if closes else (r.gap_closed < most)
+            detail = f"gap {r.gap:.3f}; closed {r.gap_closed:.3f} ({'>=' if closes else '<'} {most})"
+            rows.append((cid, statement, int(r.seq_len), int(r.d_model), r.model, r.rule, k, r.gap_closed,
+                         bool(good), detail))
+    cols = ["id", "claim", "seq_len", "d_model", "model", "rule", "k", "gap_closed", "holds", "detail"]
+    return pd.DataFrame(rows, columns=cols).astype({"holds": object, "k": object})
+
+
+def claim_verdicts(claims):
+    """``hybrid_claims`` condensed: one row per (id, seq_len, d_model, rule) with the budgets k at which the
+    claim holds (``k_holds``), fails (``k_fails``) and is not evaluable (``k_none``)."""
+    import pandas as pd
+
+    _check_columns(claims, ["id", "seq_len", "d_model", "rule", "k", "holds"], "claims")
+    rows = []
+    for (cid, n, d, rule), g in claims.groupby(["id", "seq_len", "d_model", "rule"], sort=False):
+        def ks(mask, g=g):
+            return sorted(int(k) for k in g.loc[mask, "k"] if k is not None)
+
+        rows.append((cid, int(n), int(d), rule, ks(g["holds"].map(lambda h: h is True)),
+                     ks(g["holds"].map(lambda h: h is False)), ks(g["holds"].map(lambda h: h is None))))
+    return pd.DataFrame(rows, columns=["id", "seq_len", "d_model", "rule", "k_holds", "k_fails", "k_none"])

@@ -10,6 +10,9 @@ Decision: the hash covers what the spec sets, not ``run_mqar``'s defaults for wh
 optional argument in the library does not orphan every committed record. The record stores the complete
 resolved configuration as well (``resolved_config``); set ``MQAR_RETRAIN=1`` to retrain after a change of a
 library default.
+Keys added to ``run_mqar`` after records were committed are left out of the hash at their default value
+(``HASH_OMIT_AT_DEFAULT``: ``recipe: clean``), so a spec that names the default explicitly still finds the
+records made before the key existed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-__all__ = ["Run", "expand", "canonical", "run_hash"]
+__all__ = ["Run", "expand", "canonical", "run_hash", "HASH_OMIT_AT_DEFAULT"]
+
+#: config keys that are not hashed when they hold this value (keys newer than some committed records)
+HASH_OMIT_AT_DEFAULT = {"recipe": "clean"}
 
 
 def canonical(value):
@@ -39,7 +45,9 @@ def canonical(value):
 
 
 def run_hash(model: str, config: dict) -> str:
-    text = json.dumps({"model": model, "config": canonical(config)}, sort_keys=True, separators=(",", ":"))
+    hashed = {k: v for k, v in canonical(config).items()
+              if not (k in HASH_OMIT_AT_DEFAULT and v == HASH_OMIT_AT_DEFAULT[k])}
+    text = json.dumps({"model": model, "config": hashed}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -75,7 +83,8 @@ def expand(spec) -> list[Run]:
     import itertools
 
     if spec.models is not None:
-        models = [(m, dict(cfg), f"models.{m}") for m, cfg in spec.models.items()]
+        chosen = spec.models if spec.model_set is None else spec.model_sets[spec.model_set]
+        models = [(m, dict(spec.models[m]), f"models.{m}") for m in chosen]
     else:
         models = [(None, {}, None)]
     tasks = [(t, f"axes.task[{i}]") for i, t in enumerate(spec.axes["task"])] if "task" in spec.axes else [

@@ -15,6 +15,11 @@ A spec is a mapping with these keys (anything else is an error):
     name, or a list of names cycled over the layers for hybrids) and usually ``n_layers`` and
     ``mixer_kwargs`` (one mapping, or a list cycled over the layers). The model names form the ``model``
     axis. Without ``models``, the model is ``base.mixer`` (or a ``mixer`` axis) and is named after it.
+``model_sets``
+    named subsets of ``models``, each a non-empty list of model names, e.g. the depths of the official
+    configs: ``{head: [attention, baseconv, ...], iclr: [attention, baseconv_4l, ...]}``.
+``model_set``
+    the set the sweep runs (a key of ``model_sets``); without it, every model of ``models`` runs.
 ``axes``
     the varied ``run_mqar`` arguments, each a non-empty list (``d_model: [64, 128]``,
     ``lr: [1.0e-3, 3.0e-3]``), or ``{logspace: [lo, hi, n]}`` / ``{linspace: [lo, hi, n]}``. The axis
@@ -51,7 +56,8 @@ SWEEPS_DIR = Path(__file__).resolve().parent.parent.parent / "sweeps"
 
 #: arguments of run_mqar that are options of the sweep, not part of a run's config
 NOT_CONFIG = {"device", "progress"}
-TOP_KEYS = ("name", "description", "base", "models", "axes", "select")
+TOP_KEYS = ("name", "description", "base", "models", "model_sets", "model_set", "axes", "select")
+RECIPES = ("clean", "official")
 SELECT_METRICS = ("test_accuracy", "best_test_accuracy", "train_accuracy")
 
 
@@ -96,6 +102,8 @@ class Spec:
     select: dict
     description: str = ""
     path: str | None = None
+    model_sets: dict[str, list[str]] = field(default_factory=dict)
+    model_set: str | None = None
     _runs: list | None = field(default=None, repr=False, compare=False)
 
     def runs(self):
@@ -198,6 +206,8 @@ def parse_spec(data, name: str | None = None, path: str | None = None) -> Spec:
             if "mixer" not in cfg:
                 raise SpecError(f"models.{m}.mixer: missing (a registered mixer name or a list of names)")
 
+    model_sets, model_set = _model_sets(data, models)
+
     axes_in = data.get("axes", {}) or {}
     if not isinstance(axes_in, dict):
         raise SpecError(f"axes: must be a mapping axis -> list of values, got {_type_name(axes_in)}")
@@ -245,9 +255,38 @@ def parse_spec(data, name: str | None = None, path: str | None = None) -> Spec:
 
     spec = Spec(name=name, base=dict(base), models=None if models is None else {m: dict(c) for m, c in
                 models.items()}, axes=axes, select={"metric": metric, "over": list(over)},
-                description=description, path=path)
+                description=description, path=path, model_sets=model_sets, model_set=model_set)
     _validate_runs(spec)
     return spec
+
+
+def _model_sets(data: dict, models) -> tuple[dict, str | None]:
+    """Validate ``model_sets`` (name -> non-empty list of names of ``models``) and ``model_set`` (one key)."""
+    sets = data.get("model_sets")
+    chosen = data.get("model_set")
+    if sets is None:
+        if chosen is not None:
+            raise SpecError(f"model_set: {chosen!r} given but the spec has no 'model_sets'")
+        return {}, None
+    if models is None:
+        raise SpecError("model_sets: needs a 'models' mapping (a set lists names of models)")
+    if not isinstance(sets, dict) or not sets:
+        raise SpecError("model_sets: must be a non-empty mapping set name -> list of model names")
+    out = {}
+    for k, names in sets.items():
+        if not isinstance(k, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", k):
+            raise SpecError(f"model_sets.{k}: a set name must be letters, digits, '_', '.', '-'")
+        if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+            raise SpecError(f"model_sets.{k}: must be a non-empty list of model names")
+        for n in names:
+            if n not in models:
+                raise SpecError(f"model_sets.{k}: {n!r} is not a model of 'models' ({sorted(models)})")
+        if len(set(names)) != len(names):
+            raise SpecError(f"model_sets.{k}: lists a model twice")
+        out[k] = list(names)
+    if chosen is not None and chosen not in out:
+        raise SpecError(f"model_set: {chosen!r} is not a key of model_sets ({sorted(out)})")
+    return out, chosen
 
 
 def _task(i: int, t, allowed: dict) -> dict:
@@ -286,6 +325,8 @@ def _validate_runs(spec: Spec) -> None:
         for k in ("lr", "weight_decay", "dropout", "init_std", "power_a"):
             if k in cfg and not _is_num(cfg[k]):
                 raise SpecError(f"{where(k)}: {k}={cfg[k]!r} must be a finite number")
+        if "recipe" in cfg and cfg["recipe"] not in RECIPES:
+            raise SpecError(f"{where('recipe')}: recipe={cfg['recipe']!r} must be one of {list(RECIPES)}")
         if "lr" in cfg and cfg["lr"] <= 0:
             raise SpecError(f"{where('lr')}: lr={cfg['lr']!r} must be > 0")
         get = _getter(cfg, defaults)
@@ -321,11 +362,11 @@ def _check_model(run, get, built: set) -> None:
     import torch
 
     from ..mixers import get_mixer
-    from ..model import _per_layer
+    from ..model import _per_layer, official_mixer
 
-    n_layers, d, N = get("n_layers"), get("d_model"), get("seq_len")
+    n_layers, d, N, recipe = get("n_layers"), get("d_model"), get("seq_len"), get("recipe")
     mkw = get("mixer_kwargs")
-    key = json.dumps([get("mixer"), mkw, d, N, n_layers], sort_keys=True, default=str)
+    key = json.dumps([get("mixer"), mkw, d, N, n_layers, recipe], sort_keys=True, default=str)
     if key in built:
         return
     built.add(key)
@@ -335,19 +376,26 @@ def _check_model(run, get, built: set) -> None:
         kwargs = _per_layer({} if mkw is None else mkw, n_layers, "mixer_kwargs", dict)
     except ValueError as e:
         raise SpecError(f"{where('mixer_kwargs')}: {e}") from None
+    if recipe == "official" and "mamba" in names and (set(names) != {"mamba"} or get("dropout")):
+        raise SpecError(f"{where('mixer')}: with recipe 'official' mamba is all-Mamba with dropout None "
+                        f"(the official MambaBlock), got mixer={get('mixer')!r}, dropout={get('dropout')!r}")
+
+    def build(name, kw, i):
+        return official_mixer(name, d, N, i, **kw) if recipe == "official" else get_mixer(name, d, N, **kw)
+
     seen = set()
-    for name, kw in zip(names, kwargs, strict=True):
+    for i, (name, kw) in enumerate(zip(names, kwargs, strict=True)):
         k2 = json.dumps([name, kw], sort_keys=True, default=str)
         if k2 in seen:
             continue
         seen.add(k2)
         try:
             with torch.device("meta"):
-                get_mixer(name, d, N, **kw)
+                build(name, kw, i)
         except (ValueError, TypeError) as e:
             raise SpecError(f"{where('mixer_kwargs')}: mixer {name!r} with {kw}: {e}") from None
         except Exception:  # noqa: BLE001 (a mixer whose init cannot run on the meta device: build it for real)
             try:
-                get_mixer(name, d, N, **kw)
+                build(name, kw, i)
             except (ValueError, TypeError) as e:
                 raise SpecError(f"{where('mixer_kwargs')}: mixer {name!r} with {kw}: {e}") from None

@@ -84,8 +84,7 @@ def run_sweep(spec, results_dir, workers: int = 1, device="auto", backend: str =
 
     Raises ``SpecError`` for an invalid spec and ``ValueError`` for invalid arguments, before any run.
     """
-    from tqdm.auto import tqdm
-
+    from ..progress import close_bar, progress_bar
     from .backends import run_local, run_ray
     from .execute import provenance
     from .store import clean_temporaries, load_results, recorded_hashes, write_table
@@ -98,8 +97,8 @@ def run_sweep(spec, results_dir, workers: int = 1, device="auto", backend: str =
     done = set() if _retrain(retrain) else recorded_hashes(out)
     todo = [r for r in runs if r.hash not in done]
     prov = provenance()
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=f"sweep {spec.name}", disable=not progress,
-               unit="run")
+    bar = progress_bar(len(runs), desc=f"sweep {spec.name}", enabled=progress, initial=len(runs) - len(todo),
+                       unit="run")
     failed = []
 
     def on_record(record: dict) -> None:
@@ -117,7 +116,7 @@ def run_sweep(spec, results_dir, workers: int = 1, device="auto", backend: str =
             else:
                 run_ray(todo, out, gpus_per_run=gpus_per_run, **kw)
     finally:
-        bar.close()
+        close_bar(bar, failed=f"{len(failed)} of {len(todo)} runs failed" if failed else None)
         df = load_results(out)  # read the records once: the table file and the returned rows
         write_table(out, df)
     order = {r.hash: i for i, r in enumerate(runs)}
