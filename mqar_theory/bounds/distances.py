@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["interaction_distances", "num_interaction_distances"]
+__all__ = ["interaction_distances", "num_interaction_distances", "token_rows"]
 
 
-def _rows(tokens) -> list[list[int]]:
+def token_rows(tokens) -> list[list[int]]:
+    """(N,) or (B, N) tokens as a list of rows of ints; ValueError naming `tokens` for any other shape."""
     t = torch.as_tensor(tokens)
     if t.dim() == 1:
         t = t[None]
@@ -37,11 +38,11 @@ def _row_distances(row: list[int], half: int) -> set[int]:
 def interaction_distances(tokens, vocab_size: int) -> list[int]:
     """Sorted distinct interaction distances of (N,) tokens, or their union over the rows of (B, N)."""
     out: set[int] = set()
-    for row in _rows(tokens):
+    for row in token_rows(tokens):
         out |= _row_distances(row, vocab_size // 2)
     return sorted(out)
 
 
 def num_interaction_distances(tokens, vocab_size: int) -> torch.Tensor:
     """(B,) t of every row of (B, N) (or of the one row of (N,))."""
-    return torch.tensor([len(_row_distances(row, vocab_size // 2)) for row in _rows(tokens)], dtype=torch.long)
+    return torch.tensor([len(_row_distances(row, vocab_size // 2)) for row in token_rows(tokens)], dtype=torch.long)

@@ -92,7 +92,7 @@ from torch import nn
 
 from ..bounds.bound import p
 from ..bounds.claims import Claim
-from ..bounds.distances import interaction_distances
+from ..bounds.distances import interaction_distances, token_rows
 from ..mixers.conv import causal_conv
 from ..utils import is_int
 from .base import DEFAULT_GRIDS, Construction, MixerLayer, frozen, sweep
@@ -112,21 +112,12 @@ THRESHOLD = 0.5  # a score above it is a match (ideal scores are 0 or 1)
 PROJECTIONS = ("linear_q", "linear_k", "linear_v", "copy_q", "pass_v", "reduce", "spread", "linear_sum")
 
 
-def _rows(tokens) -> list[list[int]]:
-    t = torch.as_tensor(tokens)
-    if t.dim() == 1:
-        t = t[None]
-    if t.dim() != 2:
-        raise ValueError(f"tokens: must have shape (N,) or (B, N), got {tuple(t.shape)}")
-    return t.cpu().tolist()
-
-
 def repeat_distances(tokens, vocab_size: int) -> list[int]:
     """Every repeat distance i - j (j < i, x_j = x_i a key token): the set the printed construction
     (no row mask) needs, since its key stream keeps every occurrence. (N,) or (B, N): the union."""
     half = vocab_size // 2
     dist = set()
-    for row in _rows(tokens):
+    for row in token_rows(tokens):
         seen: dict[int, list[int]] = {}
         for i, x in enumerate(row):
             if 1 <= x < half:
@@ -139,7 +130,7 @@ def first_occurrence_mask(tokens) -> torch.Tensor:
     """m = 1 - f(x), f the programmatic selector of eq. (3): (B, N) bool, True where x_j occurs for
     the first time (no earlier position holds the same token)."""
     out = []
-    for row in _rows(tokens):
+    for row in token_rows(tokens):
         seen: set[int] = set()
         first = []
         for x in row:
