@@ -344,12 +344,14 @@ def test_recipe_clean_is_not_hashed_and_old_records_are_matched():
     cfg = {"mixer": "attention", "d_model": 32, "seq_len": 32, "num_kv_pairs": 2, "lr": 3e-3}
     assert run_hash("attention", cfg) == run_hash("attention", {**cfg, "recipe": "clean"})
     assert run_hash("attention", cfg) != run_hash("attention", {**cfg, "recipe": "official"})
-    results = SWEEPS_DIR.parent / "results" / "figure2_cpu_v1"
-    df = plan("figure2_cpu_v1", results)
-    assert len(df) == 81 and df["recorded"].all()  # every committed v1 record is found
+    # hybrids_cpu names no recipe (the clean default): adding `recipe: clean` to its spec finds the same records
+    results = SWEEPS_DIR.parent / "results" / "hybrids_cpu"
+    df = plan("hybrids_cpu", results)
+    assert len(df) == 114 and df["recorded"].all()  # every committed record is found
     import yaml
 
-    raw = yaml.safe_load((SWEEPS_DIR / "figure2_cpu_v1.yaml").read_text())
+    raw = yaml.safe_load((SWEEPS_DIR / "hybrids_cpu.yaml").read_text())
+    assert "recipe" not in raw["base"]
     raw["base"]["recipe"] = "clean"
     assert set(plan(parse_spec(raw), results)["hash"]) == set(df["hash"])
 

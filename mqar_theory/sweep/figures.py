@@ -120,6 +120,36 @@ def plot_accuracy_by_lr(df, metric: str = "test_accuracy", title: str = "", mode
     return g.figure
 
 
+def plot_accuracy_by_budget(df, metric: str = "test_accuracy", title: str = ""):
+    """The learning-rate curve at each step budget: one panel per sequence length, ``metric`` against the
+    learning rate (log x), one line per budget (the ``epochs`` of the runs, labelled by their epochs and most
+    steps taken), mean over seeds with a min–max band, from a ``load_results`` table of one model and one width
+    (failed runs left out). Notebook 04 draws the attention cells below 0.99 with it."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    if ok.empty:
+        raise ValueError("df: no run to plot")
+    for col in ("model", "d_model"):
+        if ok[col].nunique() != 1:
+            raise ValueError(f"df: must hold one {col}, not {sorted(ok[col].unique())}")
+    most = ok.groupby("epochs")["steps"].max()
+    label = {e: f"{int(e)} epochs (<= {int(s):,} steps)" for e, s in most.items()}
+    ok = ok.assign(budget=ok["epochs"].map(label))
+    g = sns.relplot(data=ok, x="lr", y=metric, hue="budget", hue_order=[label[e] for e in sorted(label)],
+                    col="seq_len", kind="line", marker="o", palette="rocket", height=2.4, aspect=1.2,
+                    errorbar=("pi", 100), facet_kws={"sharey": True})
+    _format_axes(g, True, sorted(ok["lr"].unique().tolist()))
+    for ax in g.axes.flat:
+        ax.axhline(0.99, color="0.5", lw=0.8, ls="--")
+    g.set_titles(col_template="N = {col_name}")
+    g.set_axis_labels("Learning rate", "MQAR accuracy")
+    g.figure.suptitle(title, y=1.04, fontsize=9)
+    plt.close(g.figure)
+    return g.figure
+
+
 def plot_accuracy_vs_state(best, metric: str = "test_accuracy", title: str = "", exclude=("attention",)):
     """``metric`` against the recurrent state size (numbers, summed over layers; log x), one panel per
     sequence length, for the models with a fixed-size state (``exclude`` leaves out mixers by name)."""
