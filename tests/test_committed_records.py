@@ -9,7 +9,6 @@ machinery (``test_provenance.py`` tests that on records it makes in a tmp folder
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -20,16 +19,8 @@ RESULTS = REPO_ROOT / "results"
 PROFILES = sorted(p.name for p in RESULTS.iterdir() if p.is_dir()) if RESULTS.is_dir() else []
 
 
-def _in_git_repository() -> bool:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--is-inside-work-tree"],
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and out.stdout.strip() == "true"
-
-
-needs_git = pytest.mark.skipif(not _in_git_repository(), reason="no git repository: record revisions unverifiable")
+needs_git = pytest.mark.skipif(not audit._is_repository(REPO_ROOT),  # the check check_records makes
+                               reason="no git repository: record revisions unverifiable")
 
 
 def _cheapest(profile: str):
