@@ -20,6 +20,7 @@ import yaml
 from mqar_theory.cli import main as cli_main
 from mqar_theory.sweep import (
     SpecError,
+    below_solved_attention,
     figure2_claims,
     load_results,
     load_spec,
@@ -368,6 +369,37 @@ def test_figure2_claims_hold_and_fail_as_the_numbers_say(tmp_path):
     assert not c2.loc[("width_grows_with_N", "baseconv"), "holds"]
     one_n = figure2_claims(_fake(tmp_path / "c", {("baseconv", 64, 32): 0.3, ("attention", 64, 32): 0.9}))
     assert one_n.set_index("id").loc["width_grows_with_N", "holds"] is None
+
+
+def test_below_solved_attention_counts_only_the_cells_attention_solves(tmp_path):
+    # attention solves 3 of the 4 cells (0.5 at N=64, d=32); baseconv is below it in 2 of those 3 (a tie at 1.0 is
+    # not below), and the unsolved cell, where baseconv is above attention, does not count
+    acc = {("attention", 32, 32): 0.995, ("attention", 32, 64): 1.0, ("attention", 64, 32): 0.5,
+           ("attention", 64, 64): 0.999, ("baseconv", 32, 32): 0.6, ("baseconv", 32, 64): 1.0,
+           ("baseconv", 64, 32): 0.7, ("baseconv", 64, 64): 0.899, ("hyena", 32, 32): 0.2, ("hyena", 32, 64): 0.3,
+           ("hyena", 64, 32): 0.2, ("hyena", 64, 64): 0.3}
+    df = _fake(tmp_path, acc)
+    table = below_solved_attention(select_best(df)).set_index("model")
+    assert list(table.index) == ["baseconv", "hyena"]
+    assert table.loc["baseconv", ["cells", "below", "solved_cells"]].tolist() == [3, 2, 3]
+    assert table.loc["baseconv", "smallest_gap"] == pytest.approx(0.0)
+    assert table.loc["hyena", ["cells", "below"]].tolist() == [3, 3]
+    assert table.loc["hyena", "smallest_gap"] == pytest.approx(0.699)
+    claims = figure2_claims(df).set_index(["id", "model"])
+    assert not claims.loc[("gated_below_solved_attention", "baseconv"), "holds"]
+    assert claims.loc[("gated_below_solved_attention", "hyena"), "holds"]
+    assert "3/3 cells" in claims.loc[("gated_below_solved_attention", "hyena"), "detail"]
+    # a stricter target leaves attention's 0.995 and 0.999 cells out: only (32, 64) remains, baseconv ties there
+    strict = below_solved_attention(select_best(df), target=1.0).set_index("model")
+    assert strict.loc["baseconv", ["cells", "below"]].tolist() == [1, 0]
+    # no cell solved: not evaluable, never True
+    low = {k: min(v, 0.5) for k, v in acc.items()}
+    c = figure2_claims(_fake(tmp_path / "low", low)).set_index(["id", "model"])
+    assert c.loc[("gated_below_solved_attention", "hyena"), "holds"] is None
+    with pytest.raises(ValueError, match="target=0"):
+        below_solved_attention(select_best(df), target=0)
+    with pytest.raises(ValueError, match="reference_target=2"):
+        figure2_claims(df, reference_target=2)
 
 
 def test_load_results_of_an_empty_directory(tmp_path):

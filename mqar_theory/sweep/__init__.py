@@ -14,6 +14,7 @@ Modules: ``spec`` (the YAML format and its validation, ``SpecError``), ``runs`` 
 from .analysis import (
     CLAIMS,
     GATED_CONVOLUTIONS,
+    below_solved_attention,
     cell_table,
     figure2_claims,
     lr_table,
@@ -37,6 +38,7 @@ __all__ = [
     "load_results", "load_records", "read_record", "write_record", "write_table",
     "select_best", "figure2_claims", "cell_table", "CLAIMS", "GATED_CONVOLUTIONS",
     "lr_table", "seed_spread", "threshold_table", "reference_failures",
+    "below_solved_attention",
     "input_dependence_claims", "hybrid_summary", "hybrid_claims", "selection_rule", "zoology_table2",
     "ZOOLOGY_TABLE2", "HYBRID_CLAIMS",
 ]  # fmt: skip

@@ -11,11 +11,16 @@ is a repetition of the whole protocol).
   every sequence length;
 * ``gated_below_attention``: each gated convolution (BaseConv, Hyena, H3, RWKV) is below attention in every
   cell with d < N;
+* ``gated_below_solved_attention``: each gated convolution is below attention in every cell where attention
+  reaches ``reference_target`` (0.99): the stronger reading when a grid has few cells with d < N, or when
+  attention itself fails there (a budget, not the width; notebook 04). The per-model table behind it is
+  ``below_solved_attention``;
 * ``width_grows_with_N``: the smallest width at which a gated convolution reaches ``solved`` (``inf`` if
   none of the widths does) does not decrease with N and is larger at the largest N than at the smallest.
 
-Decisions: accuracies are means over seeds of the per-seed best; "below" is strict (a tie at 1.0 does not
-count as below); a claim with no cell to check reports ``holds = None`` (not evaluable), never True.
+Decisions: accuracies are means over seeds of the per-seed best; "attention" in a cell is the best model
+whose mixer is attention; "below" is strict (a tie at 1.0 does not count as below); a claim with no cell to
+check reports ``holds = None`` (not evaluable), never True.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from __future__ import annotations
 import math
 
 __all__ = ["select_best", "figure2_claims", "cell_table", "lr_table", "seed_spread", "threshold_table",
-           "reference_failures", "GATED_CONVOLUTIONS", "CLAIMS"]
+           "reference_failures", "below_solved_attention", "GATED_CONVOLUTIONS", "CLAIMS"]
 
 #: mixers the paper calls gated convolutions (Sec. 3; Figure 2's non-attention rows)
 GATED_CONVOLUTIONS = ("baseconv", "hyena", "h3", "rwkv")
 CLAIMS = {
     "attention_small_width": "attention near-perfect at the smallest width for every N",
     "gated_below_attention": "gated convolution below attention in every cell with d < N",
+    "gated_below_solved_attention": "gated convolution below attention in every cell where attention reaches 0.99",
     "width_grows_with_N": "width a gated convolution needs to solve MQAR grows with N",
 }
 
@@ -74,14 +80,47 @@ def _fmt(x: float) -> str:
     return "nan" if x != x else f"{x:.3f}"
 
 
+def _attention_by_cell(cells, metric: str, attention: str):
+    """The best model with mixer ``attention`` per (seq_len, d_model) of a ``cell_table``."""
+    return cells[cells["mixer"] == attention].groupby(["seq_len", "d_model"])[metric].max()
+
+
+def below_solved_attention(best, metric: str = "test_accuracy", target: float = 0.99, attention: str = "attention",
+                           gated=GATED_CONVOLUTIONS):
+    """Per gated convolution of a ``select_best`` table, against attention in the cells where attention (the best
+    model with mixer ``attention``; means over seeds) reaches ``target``: ``model, cells`` (such cells where the
+    model has a run), ``below`` (how many of them it is strictly below attention in), ``smallest_gap`` (the least
+    attention-minus-model margin; NaN without cells), ``solved_cells`` (how many cells attention reaches
+    ``target`` in)."""
+    import pandas as pd
+
+    if not (isinstance(target, (int, float)) and 0 < target <= 1):
+        raise ValueError(f"target={target!r}: must be a number in (0, 1]")
+    if metric not in best.columns:
+        raise ValueError(f"metric={metric!r}: not a column of the table")
+    cells = cell_table(best, metric)
+    att = _attention_by_cell(cells, metric, attention)
+    att = att[att >= target]
+    rows = []
+    models = sorted(m for m, mx in cells[["model", "mixer"]].drop_duplicates().values if mx in gated)
+    for model in models:
+        g = cells[cells["model"] == model].set_index(["seq_len", "d_model"])[metric]
+        on = [c for c in att.index if c in g.index]
+        rows.append({"model": model, "cells": len(on), "below": sum(bool(g[c] < att[c]) for c in on),
+                     "smallest_gap": min((float(att[c] - g[c]) for c in on), default=math.nan),
+                     "solved_cells": len(att)})
+    return pd.DataFrame(rows, columns=["model", "cells", "below", "smallest_gap", "solved_cells"])
+
+
 def figure2_claims(df, metric: str = "test_accuracy", near_perfect: float = 0.9, solved: float = 0.9,
-                   attention: str = "attention", gated=GATED_CONVOLUTIONS, selected: bool = False):
+                   attention: str = "attention", gated=GATED_CONVOLUTIONS, selected: bool = False,
+                   reference_target: float = 0.99):
     """The Figure 2 claims on ``df`` (a ``load_results`` table, or a ``select_best`` one with
     ``selected=True``): a DataFrame with columns ``id, claim, model, holds, detail``; ``holds`` is
     True / False, or None when the table has no cell to check it (see the module docstring)."""
     import pandas as pd
 
-    for k, v in (("near_perfect", near_perfect), ("solved", solved)):
+    for k, v in (("near_perfect", near_perfect), ("solved", solved), ("reference_target", reference_target)):
         if not (isinstance(v, (int, float)) and 0 < v <= 1):
             raise ValueError(f"{k}={v!r}: must be a number in (0, 1]")
     best = df if selected else select_best(df, metric)
@@ -89,7 +128,7 @@ def figure2_claims(df, metric: str = "test_accuracy", near_perfect: float = 0.9,
     rows = []
 
     att_cells = cells[cells["mixer"] == attention]
-    att = att_cells.groupby(["seq_len", "d_model"])[metric].max()  # the best attention model per cell
+    att = _attention_by_cell(cells, metric, attention)
     if att_cells.empty:
         rows.append(("attention_small_width", attention, None, f"no {attention} runs in the table"))
     else:
@@ -101,6 +140,7 @@ def figure2_claims(df, metric: str = "test_accuracy", near_perfect: float = 0.9,
             rows.append(("attention_small_width", model, holds, detail))
 
     conv_models = sorted(m for m, mx in cells[["model", "mixer"]].drop_duplicates().values if mx in gated)
+    solved_rows = below_solved_attention(best, metric, reference_target, attention, gated).set_index("model")
     for model in conv_models:
         g = cells[cells["model"] == model].set_index(["seq_len", "d_model"])[metric]
         pairs = [(n, d, g[(n, d)], att[(n, d)]) for n, d in g.index if d < n and (n, d) in att.index]
@@ -111,6 +151,15 @@ def figure2_claims(df, metric: str = "test_accuracy", near_perfect: float = 0.9,
             detail = (f"{len(pairs) - len(bad)}/{len(pairs)} cells below attention"
                       + (f"; not below: {'; '.join(bad)}" if bad else ""))
             rows.append(("gated_below_attention", model, not bad, detail))
+
+        s = solved_rows.loc[model]
+        if not s["cells"]:
+            rows.append(("gated_below_solved_attention", model, None,
+                         f"no cell where attention reaches {reference_target} and {model} has a run"))
+        else:
+            rows.append(("gated_below_solved_attention", model, bool(s["below"] == s["cells"]),
+                         f"{int(s['below'])}/{int(s['cells'])} cells where attention >= {reference_target} below it; "
+                         f"smallest gap {_fmt(s['smallest_gap'])}"))
 
         ns = sorted({n for n, _ in g.index})
         if len(ns) < 2:
