@@ -23,7 +23,7 @@ FIGURES = {
     "01_mqar_task": ["mqar_example", "query_gap_distribution"],
     "02_constructions": ["parameter_efficiency", "construction_margins"],
     "03_circuits": ["circuit_compilation"],
-    "05_input_dependence": ["figure2_input_dependent"],
+    "05_input_dependence": ["figure2_input_dependent", "figure2_input_dependent_by_lr"],
     "06_hybrids": ["hybrids_mqar"],
     "04_figure2": ["figure2_mqar_dmodel", "figure2_mqar_state_size"],
 }
