@@ -535,3 +535,25 @@ def test_plot_accuracy_by_budget_rejects_mixed_tables():
         plot_accuracy_by_budget(df.assign(d_model=[32, 64] * (len(df) // 2)))
     with pytest.raises(ValueError, match="no run"):
         plot_accuracy_by_budget(df.assign(status="failed"))
+
+
+def test_plot_accuracy_by_lr_draws_every_lr_per_model_row_and_wraps_long_names():
+    import pandas as pd
+
+    from mqar_theory.sweep.figures import plot_accuracy_by_lr
+
+    rows = [{"model": m, "mixer": "baseconv", "d_model": d, "seq_len": 64, "lr": lr, "seed": s, "status": "ok",
+             "test_accuracy": 0.25 + (0.5 if lr == 3e-3 else 0.0) + 0.01 * s}
+            for m in ("baseconv", "baseconv_autocorrelation_top4") for d in (16, 32) for lr in (1e-3, 3e-3)
+            for s in (0, 1)]
+    fig = plot_accuracy_by_lr(pd.DataFrame(rows), title="t")
+    labels = sorted(t.get_text() for t in fig.legends[0].get_texts())
+    assert labels == ["0.001", "0.003"]
+    margin = sorted(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert margin == ["baseconv", "baseconv\nautocorrelation\ntop4"]  # the long name wrapped, the short one kept
+    ax = fig.axes[0]
+    means = sorted(tuple(round(float(v), 12) for v in line.get_ydata()) for line in ax.get_lines()
+                   if len(line.get_ydata()) == 2)
+    assert means == [(0.255, 0.255), (0.755, 0.755)]  # one line per lr: the mean over the two seeds
+    with pytest.raises(ValueError, match="no run"):
+        plot_accuracy_by_lr(pd.DataFrame(rows).assign(status="failed"))

@@ -17,6 +17,7 @@ from mqar_theory.sweep.gap import (
     hybrid_claims,
     hybrid_summary,
     input_dependence_claims,
+    plateau_excess,
     selection_rule,
 )
 
@@ -183,6 +184,28 @@ def test_every_budget_is_judged_on_its_own():
     assert v.loc[("learned_closes_gap", "learned"), "k_holds"] == [16]
     assert v.loc[("learned_closes_gap", "learned"), "k_fails"] == [4]
     assert v.loc[("random_does_not_close_gap", "random"), "k_holds"] == [16]
+
+
+def test_plateau_excess_is_the_best_of_every_lr_and_seed_against_one_over_K():
+    rows = [dict(model="baseconv", seq_len=64, num_kv_pairs=4, d_model=32, lr=lr, seed=s, status="ok",
+                 test_accuracy=a) for lr, s, a in [(1e-3, 0, 0.10), (1e-3, 1, 0.12), (1e-2, 0, 0.27), (1e-2, 1, 0.26)]]
+    rows += [dict(model="baseconv", seq_len=128, num_kv_pairs=8, d_model=32, lr=1e-2, seed=0, status="ok",
+                  test_accuracy=0.9),  # left the plateau
+             dict(model="baseconv", seq_len=128, num_kv_pairs=8, d_model=32, lr=3e-2, seed=0, status="failed",
+                  test_accuracy=0.99),  # a failed run does not count
+             dict(model="attention", seq_len=64, num_kv_pairs=4, d_model=32, lr=1e-3, seed=0, status="ok",
+                  test_accuracy=1.0)]
+    t = plateau_excess(pd.DataFrame(rows), ["baseconv"]).set_index(["seq_len"])
+    assert list(t["model"]) == ["baseconv", "baseconv"]
+    assert t.loc[64, ["max_accuracy", "lr_of_max", "runs", "chance"]].tolist() == pytest.approx([0.27, 1e-2, 4, 0.25])
+    assert t.loc[64, "excess"] == pytest.approx(0.02)
+    assert t.loc[128, "runs"] == 1 and t.loc[128, "excess"] == pytest.approx(0.9 - 0.125)
+    with pytest.raises(ValueError, match="models: 'hyena' has no run"):
+        plateau_excess(pd.DataFrame(rows), ["hyena"])
+    with pytest.raises(ValueError, match="models='baseconv'"):
+        plateau_excess(pd.DataFrame(rows), "baseconv")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['lr'\]"):
+        plateau_excess(pd.DataFrame(rows).drop(columns="lr"), ["baseconv"])
 
 
 def test_autocorrelation_gain():

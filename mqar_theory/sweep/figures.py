@@ -108,9 +108,12 @@ def plot_accuracy_by_lr(df, metric: str = "test_accuracy", title: str = "", mode
     ok = ok.assign(learning_rate=[f"{v:g}" for v in ok["lr"]])
     lr_order = [f"{v:g}" for v in sorted(ok["lr"].unique())]
     order = list(dict.fromkeys(ok["model"])) if models is None else [m for m in models if m in set(ok["model"])]
-    g = sns.relplot(data=ok, x="d_model", y=metric, hue="learning_rate", hue_order=lr_order, row="model",
-                    row_order=order, col="seq_len", kind="line", marker="o", palette="viridis", height=1.9,
-                    aspect=1.25, errorbar=("pi", 100),
+    # a long name, drawn vertically beside its row, would stretch the rows apart: wrap it at its underscores
+    label = {m: m.replace("_", "\n") if len(m) > 14 else m for m in order}
+    ok = ok.assign(model_row=ok["model"].map(label))
+    g = sns.relplot(data=ok, x="d_model", y=metric, hue="learning_rate", hue_order=lr_order, row="model_row",
+                    row_order=[label[m] for m in order], col="seq_len", kind="line", marker="o", palette="viridis",
+                    height=1.9, aspect=1.25, errorbar=("pi", 100),
                     facet_kws={"sharex": True, "sharey": True, "margin_titles": True})
     _format_axes(g, True, sorted(ok["d_model"].unique().tolist()))
     g.set_titles(row_template="{row_name}", col_template="N = {col_name}")

@@ -5,6 +5,9 @@ input-dependent filters) and of the Sec. 5 sparse-attention hybrids, checked on 
 reaches ``solved`` while plain BaseConv stays below it; the claim holds at N when there is at least one such
 width. The autocorrelation filter is reported (widths where it beats plain BaseConv), not claimed;
 ``autocorrelation_gain`` gives its accuracy minus plain BaseConv's per width, for the plain filter and its variants.
+``plateau_excess`` asks whether a gain could be hidden by the learning rate: per (model, N, d), the highest accuracy
+any lr and seed of the grid reached, against 1/K, the accuracy of a model that has learned which K values the
+sequence holds but not which key each belongs to (the plateau MQAR training sits on before recall is learned).
 
 ``hybrid_rule``: what a model's attention layer does, read from its record (``mixer`` and ``mixer_kwargs``):
 ``attention`` (every layer attention), ``full`` (a hybrid with a full attention layer), ``programmatic/first``,
@@ -28,8 +31,8 @@ from __future__ import annotations
 import json
 import math
 
-__all__ = ["input_dependence_claims", "autocorrelation_gain", "hybrid_summary", "hybrid_claims", "claim_verdicts",
-           "selection_rule", "hybrid_rule", "HYBRID_CLAIMS", "SPARSE_RULES"]  # fmt: skip
+__all__ = ["input_dependence_claims", "autocorrelation_gain", "plateau_excess", "hybrid_summary", "hybrid_claims",
+           "claim_verdicts", "selection_rule", "hybrid_rule", "HYBRID_CLAIMS", "SPARSE_RULES"]  # fmt: skip
 
 #: claim id -> (selection family, closes the gap?, statement); "programmatic" covers both repeats variants
 HYBRID_CLAIMS = {
@@ -122,6 +125,31 @@ def autocorrelation_gain(best, metric: str = "test_accuracy", baseconv: str = "b
                              max_gain=max(vals) if vals else math.nan,
                              mean_gain=sum(vals) / len(vals) if vals else math.nan))
     return pd.DataFrame(rows, columns=["model", "seq_len", "gain_per_width", "max_gain", "mean_gain"])
+
+
+def plateau_excess(df, models, metric: str = "test_accuracy"):
+    """Per (model, seq_len, d_model) of a ``load_results`` table (every lr and seed, failed runs left out) for the
+    named ``models``: ``num_kv_pairs`` K, ``max_accuracy`` (the highest ``metric`` of any lr and seed), ``lr_of_max``,
+    ``runs`` (how many were compared), ``chance`` = 1/K and ``excess`` = max_accuracy - 1/K. A small excess at every
+    lr says the model never left the 1/K plateau within the budget, whatever the lr (module docstring)."""
+    import pandas as pd
+
+    if isinstance(models, str) or not models:
+        raise ValueError(f"models={models!r}: must be a non-empty list of model names")
+    _check_columns(df, ["model", "seq_len", "num_kv_pairs", "d_model", "lr", metric], "df")
+    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    rows = []
+    for model in models:
+        sub = ok[ok["model"] == model]
+        if sub.empty:
+            raise ValueError(f"models: {model!r} has no run in the table")
+        for (n, k, d), g in sub.groupby(["seq_len", "num_kv_pairs", "d_model"]):
+            i = g[metric].astype(float).idxmax()
+            top = float(g.loc[i, metric])
+            rows.append(dict(model=model, seq_len=int(n), num_kv_pairs=int(k), d_model=int(d), max_accuracy=top,
+                             lr_of_max=float(g.loc[i, "lr"]), runs=len(g), chance=1 / k, excess=top - 1 / k))
+    return pd.DataFrame(rows, columns=["model", "seq_len", "num_kv_pairs", "d_model", "max_accuracy", "lr_of_max",
+                                       "runs", "chance", "excess"])
 
 
 def _layers(mixer_kwargs, name: str = "mixer_kwargs") -> list:
