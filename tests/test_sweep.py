@@ -557,3 +557,19 @@ def test_plot_accuracy_by_lr_draws_every_lr_per_model_row_and_wraps_long_names()
     assert means == [(0.255, 0.255), (0.755, 0.755)]  # one line per lr: the mean over the two seeds
     with pytest.raises(ValueError, match="no run"):
         plot_accuracy_by_lr(pd.DataFrame(rows).assign(status="failed"))
+
+
+def test_model_palette_keeps_the_project_colours_and_gives_the_rest_distinct_ones():
+    from mqar_theory.plotting import MIXER_COLORS
+    from mqar_theory.sweep.figures import _close, model_palette
+
+    models = ["attention", "baseconv", "auto", "auto_sharp", "auto_top4", "programmatic"]
+    mixers = {"attention": "attention", "baseconv": "baseconv", "auto": "baseconv+baseconv_autocorrelation",
+              "auto_sharp": "baseconv+baseconv_autocorrelation", "auto_top4": "baseconv+baseconv_autocorrelation",
+              "programmatic": "baseconv+baseconv_programmatic"}
+    pal = model_palette(models, mixers)
+    assert pal["attention"] == MIXER_COLORS["attention"] and pal["auto"] == MIXER_COLORS["baseconv_autocorrelation"]
+    colours = list(pal.values())
+    # seaborn's colorblind blue (#0173b2) is one hex digit from the attention blue: it must not be handed out
+    assert not any(_close(a, b) for i, a in enumerate(colours) for b in colours[i + 1:]), pal
+    assert _close("#0173b2", "#0072B2") and not _close("#0072B2", "#D55E00")

@@ -24,20 +24,29 @@ def sweep_summary(df) -> str:
 
 def model_palette(models, mixers: dict | None = None) -> dict:
     """A colour per model: the project's ``MIXER_COLORS`` colour of its mixer when no other model has taken
-    it, else the next free colour of seaborn's colorblind palette."""
+    it, else the next colour of seaborn's colorblind, then dark, palette that is not close to a colour taken
+    (``_close``: seaborn's colorblind blue and the project's attention blue differ by one hex digit)."""
     import seaborn as sns
 
     from ..plotting import MIXER_COLORS
 
-    spare = iter(c for c in sns.color_palette("colorblind", 20).as_hex() if c not in MIXER_COLORS.values())
-    used, out = set(), {}
+    candidates = list(dict.fromkeys(sns.color_palette("colorblind").as_hex() + sns.color_palette("dark").as_hex()))
+    used, out = [], {}
     for m in models:
         c = MIXER_COLORS.get((mixers or {}).get(m, m))
-        if c is None or c in used:
-            c = next(spare)
-        used.add(c)
+        if c is None or any(_close(c, u) for u in used):
+            free = [x for x in candidates if not any(_close(x, u) for u in used)]
+            if not free:
+                raise ValueError(f"models: more than the {len(used)} distinct colours the palettes hold")
+            c = free[0]
+        used.append(c)
         out[m] = c
     return out
+
+
+def _close(a: str, b: str, tol: int = 48) -> bool:
+    """Whether two "#rrggbb" colours are within ``tol`` of each other in every channel."""
+    return all(abs(int(a[i:i + 2], 16) - int(b[i:i + 2], 16)) <= tol for i in (1, 3, 5))
 
 
 def _format_axes(g, logx: bool, ticks=None):
