@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 
+from .store import succeeded
+
 __all__ = ["select_best", "figure2_claims", "cell_table", "lr_table", "seed_spread", "threshold_table",
            "reference_failures", "below_solved_attention", "GATED_CONVOLUTIONS", "CLAIMS"]
 
@@ -58,7 +60,7 @@ def select_best(df, metric: str = "test_accuracy", over=("lr",)):
     for o in over:
         if o not in df.columns:
             raise ValueError(f"over={o!r}: not a column of the table")
-    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    ok = succeeded(df)
     if ok.empty:
         return ok.assign(candidates=pd.Series(dtype=int))
     keys = _config_columns(ok, over)
@@ -92,13 +94,17 @@ def below_solved_attention(best, metric: str = "test_accuracy", target: float = 
     model has a run), ``below`` (how many of them it is strictly below attention in), ``smallest_gap`` (the least
     attention-minus-model margin; NaN without cells), ``solved_cells`` (how many cells attention reaches
     ``target`` in)."""
-    import pandas as pd
-
     if not (isinstance(target, (int, float)) and 0 < target <= 1):
         raise ValueError(f"target={target!r}: must be a number in (0, 1]")
     if metric not in best.columns:
         raise ValueError(f"metric={metric!r}: not a column of the table")
-    cells = cell_table(best, metric)
+    return _below_solved(cell_table(best, metric), metric, target, attention, gated)
+
+
+def _below_solved(cells, metric: str, target: float, attention: str, gated):
+    """``below_solved_attention`` on a ``cell_table`` (``figure2_claims`` has one already)."""
+    import pandas as pd
+
     att = _attention_by_cell(cells, metric, attention)
     att = att[att >= target]
     rows = []
@@ -140,7 +146,7 @@ def figure2_claims(df, metric: str = "test_accuracy", near_perfect: float = 0.9,
             rows.append(("attention_small_width", model, holds, detail))
 
     conv_models = sorted(m for m, mx in cells[["model", "mixer"]].drop_duplicates().values if mx in gated)
-    solved_rows = below_solved_attention(best, metric, reference_target, attention, gated).set_index("model")
+    solved_rows = _below_solved(cells, metric, reference_target, attention, gated).set_index("model")
     for model in conv_models:
         g = cells[cells["model"] == model].set_index(["seq_len", "d_model"])[metric]
         pairs = [(n, d, g[(n, d)], att[(n, d)]) for n, d in g.index if d < n and (n, d) in att.index]
@@ -194,7 +200,7 @@ def lr_table(df, metric: str = "test_accuracy"):
         raise ValueError(f"metric={metric!r}: not a column of the table")
     if "lr" not in df.columns:
         raise ValueError("df: has no 'lr' column")
-    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    ok = succeeded(df)
     keys = [*_cell_keys(ok), "lr"]
     g = ok.groupby(keys, as_index=False)[metric]
     out = g.agg(mean="mean", min="min", max="max", n_seeds="count")

@@ -5,6 +5,8 @@ accuracy against the recurrent state size. ``sweep_summary`` says in words what 
 
 from __future__ import annotations
 
+from .store import succeeded
+
 __all__ = ["plot_accuracy_vs_width", "plot_accuracy_vs_state", "plot_accuracy_by_lr", "model_palette", "sweep_summary"]
 
 
@@ -109,7 +111,7 @@ def plot_accuracy_by_lr(df, metric: str = "test_accuracy", title: str = "", mode
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    ok = succeeded(df)
     if models is not None:
         ok = ok[ok["model"].isin(models)]
     if ok.empty:
@@ -140,7 +142,7 @@ def plot_accuracy_by_budget(df, metric: str = "test_accuracy", title: str = ""):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    ok = succeeded(df)
     if ok.empty:
         raise ValueError("df: no run to plot")
     for col in ("model", "d_model"):

@@ -31,6 +31,8 @@ from __future__ import annotations
 import json
 import math
 
+from .store import succeeded
+
 __all__ = ["input_dependence_claims", "autocorrelation_gain", "plateau_excess", "hybrid_summary", "hybrid_claims",
            "claim_verdicts", "selection_rule", "hybrid_rule", "HYBRID_CLAIMS", "SPARSE_RULES"]  # fmt: skip
 
@@ -137,7 +139,7 @@ def plateau_excess(df, models, metric: str = "test_accuracy"):
     if isinstance(models, str) or not models:
         raise ValueError(f"models={models!r}: must be a non-empty list of model names")
     _check_columns(df, ["model", "seq_len", "num_kv_pairs", "d_model", "lr", metric], "df")
-    ok = df[df["status"] != "failed"] if "status" in df.columns else df
+    ok = succeeded(df)
     rows = []
     for model in models:
         sub = ok[ok["model"] == model]

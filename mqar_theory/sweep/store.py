@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["write_record", "read_record", "record_path", "recorded_hashes", "load_records", "load_results",
-           "write_table", "clean_temporaries", "TABLE_NAME", "RECORD_RE"]
+           "succeeded", "write_table", "clean_temporaries", "TABLE_NAME", "RECORD_RE"]
 
 TABLE_NAME = "table.csv"
 RECORD_RE = re.compile(r"^[0-9a-f]{16}\.json$")
@@ -155,6 +155,11 @@ def record_row(rec: dict) -> dict:
     for k in INFO:
         row[k] = rec.get(k)
     return row
+
+
+def succeeded(df):
+    """The rows of a results table whose run did not fail (all rows of a table without a ``status`` column)."""
+    return df[df["status"] != "failed"] if "status" in df.columns else df
 
 
 def load_results(results_dir):
