@@ -21,6 +21,7 @@ from mqar_theory.cli import main as cli_main
 from mqar_theory.sweep import (
     SpecError,
     below_solved_attention,
+    check_declared,
     figure2_claims,
     load_results,
     load_spec,
@@ -573,3 +574,15 @@ def test_model_palette_keeps_the_project_colours_and_gives_the_rest_distinct_one
     # seaborn's colorblind blue (#0173b2) is one hex digit from the attention blue: it must not be handed out
     assert not any(_close(a, b) for i, a in enumerate(colours) for b in colours[i + 1:]), pal
     assert _close("#0173b2", "#0072B2") and not _close("#0072B2", "#D55E00")
+
+
+def test_check_declared_reports_every_kind_of_disagreement():
+    measured = {("a", "m"): True, ("b", "m"): False, ("c", "m"): None, ("d", "m"): True, ("e", "m"): False}
+    details = {("b", "m"): "0.5 < 0.9", ("d", "m"): "0.95 >= 0.9"}
+    assert check_declared(measured, {("a", "m"): True, ("b", "m"): "too small a budget", ("e", "m"): False}) == []
+    problems = check_declared(measured, {("b", "m"): True, ("c", "m"): True, ("d", "m"): "beyond the grid",
+                                         ("z", "m"): True}, details)
+    assert problems == ["('b', 'm'): does not hold (0.5 < 0.9)", "('c', 'm'): could not be evaluated ()",
+                        "('d', 'm'): now holds (0.95 >= 0.9): update the declaration",
+                        "('z', 'm'): declared, but nothing measured it"]
+    assert check_declared(measured, {("c", "m"): "not here"}) == ["('c', 'm'): could not be evaluated ()"]

@@ -16,6 +16,7 @@ from .analysis import (
     GATED_CONVOLUTIONS,
     below_solved_attention,
     cell_table,
+    check_declared,
     figure2_claims,
     lr_table,
     reference_failures,
@@ -38,7 +39,7 @@ __all__ = [
     "load_results", "load_records", "read_record", "write_record", "write_table",
     "select_best", "figure2_claims", "cell_table", "CLAIMS", "GATED_CONVOLUTIONS",
     "lr_table", "seed_spread", "threshold_table", "reference_failures",
-    "below_solved_attention",
+    "below_solved_attention", "check_declared",
     "input_dependence_claims", "hybrid_summary", "hybrid_claims", "selection_rule", "zoology_table2",
     "ZOOLOGY_TABLE2", "HYBRID_CLAIMS",
 ]  # fmt: skip

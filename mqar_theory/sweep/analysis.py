@@ -30,7 +30,7 @@ import math
 from .store import succeeded
 
 __all__ = ["select_best", "figure2_claims", "cell_table", "lr_table", "seed_spread", "threshold_table",
-           "reference_failures", "below_solved_attention", "GATED_CONVOLUTIONS", "CLAIMS"]
+           "reference_failures", "below_solved_attention", "check_declared", "GATED_CONVOLUTIONS", "CLAIMS"]
 
 #: mixers the paper calls gated convolutions (Sec. 3; Figure 2's non-attention rows)
 GATED_CONVOLUTIONS = ("baseconv", "hyena", "h3", "rwkv")
@@ -186,6 +186,27 @@ def figure2_claims(df, metric: str = "test_accuracy", near_perfect: float = 0.9,
     out = pd.DataFrame(rows, columns=["id", "model", "holds", "detail"])
     out.insert(1, "claim", out["id"].map(CLAIMS))
     return out
+
+
+def check_declared(measured: dict, declared: dict, details: dict | None = None) -> list[str]:
+    """What a notebook declares of its checks against what was measured: the list of disagreements (empty when
+    every declaration holds). ``measured`` maps a key (e.g. ``(claim id, model)``) to True / False, or None when it
+    could not be evaluated; ``declared`` maps a key to True (asserted to hold) or to the reason it does not hold at
+    that scale (a string, or False), which is an assertion too: a check that starts to hold is reported, so the
+    declaration is revisited. ``details``: per key, the measurement's words for the message."""
+    details = details or {}
+    problems = []
+    for key, want in declared.items():
+        got, why = measured.get(key), details.get(key, "")
+        if key not in measured:
+            problems.append(f"{key}: declared, but nothing measured it")
+        elif got is None:
+            problems.append(f"{key}: could not be evaluated ({why})")
+        elif want is True and not got:
+            problems.append(f"{key}: does not hold ({why})")
+        elif want is not True and got:
+            problems.append(f"{key}: now holds ({why}): update the declaration")
+    return problems
 
 
 # --- every learning rate, every seed -----------------------------------------------------------------------
