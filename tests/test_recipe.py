@@ -206,7 +206,7 @@ def test_h3_head_dim_2_fft_matches_recurrence():
             p.add_(0.1 * torch.randn_like(p))
     u = torch.randn(2, 10, 8)
     assert torch.allclose(m(u), m.forward_reference(u), atol=1e-10)
-    assert m.state_size(10) == 8 * (10 + 2 * 10)
+    assert m.state_size(10) == 8 * (9 + 2 * 10)  # the shift SSM's m-1 past inputs, p·d·m diagonal modes
 
 
 def test_official_hyena_positional_features_trainable_at_frequency_1e4():

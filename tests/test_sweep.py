@@ -586,3 +586,25 @@ def test_check_declared_reports_every_kind_of_disagreement():
                         "('d', 'm'): now holds (0.95 >= 0.9): update the declaration",
                         "('z', 'm'): declared, but nothing measured it"]
     assert check_declared(measured, {("c", "m"): "not here"}) == ["('c', 'm'): could not be evaluated ()"]
+
+
+def test_load_results_takes_sizes_from_the_current_library_unless_asked_for_the_recorded(tmp_path):
+    """A record's size fields are functions of its architecture: a stale stored value is replaced by the current
+    one (``sizes="current"``), and kept with ``sizes="recorded"``."""
+    import json as _json
+
+    from mqar_theory.sweep.execute import model_sizes
+    from mqar_theory.sweep.store import load_results
+
+    model = {"d_model": 8, "mixer": "baseconv", "n_layers": 1, "seq_len": 16, "vocab_size": 16}
+    want = model_sizes(model)
+    rec = {"hash": "0" * 16, "model": "baseconv", "config": {"d_model": 8}, "trained_config": {"model": model},
+           "state_size": 999, "num_parameters": 1, "num_parameters_non_embedding": 1, "flops_per_token": 1.0,
+           "status": "ok", "metrics": {"test_accuracy": 0.5}}
+    (tmp_path / f"{rec['hash']}.json").write_text(_json.dumps(rec))
+    now = load_results(tmp_path)
+    assert now.loc[0, "state_size"] == want["state_size"] != 999
+    assert now.loc[0, "num_parameters"] == want["num_parameters"]
+    assert load_results(tmp_path, sizes="recorded").loc[0, "state_size"] == 999
+    with pytest.raises(ValueError, match="sizes"):
+        load_results(tmp_path, sizes="stale")

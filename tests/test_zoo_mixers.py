@@ -33,18 +33,18 @@ SPECS = {
         dict(filter_order=8),
         # in/out proj 4d²+4d; short filter 3·3d + bias 3d; D d; FFN (3+1)·8 + 2(8²+8) + 8 (freq) + 8d
         lambda d, N: 4 * d * d + 4 * d + 12 * d + d + 4 * 8 + 2 * (64 + 8) + 8 + 8 * d,
-        lambda d, N, n: 3 * d * min(3, n) + d * min(N, n),
+        lambda d, N, n: 3 * d * min(2, n) + d * min(N - 1, n),  # k-1 and N-1 past inputs
     ),
     "h3": (
         dict(d_state=12),
         # q,k,v,out 4d²+4d; shift C m·d + D d; log_dt d, A re/im d·m, C d·m, D d
         lambda d, N: 4 * d * d + 4 * d + 12 * d + d + d + 12 * d + 12 * d + d,
-        lambda d, N, n: d * min(12, n) + d * 12,
+        lambda d, N, n: d * min(11, n) + d * 12,  # m-1 past k, m/2 complex modes per channel
     ),
     "long_conv": (
         {},
         lambda d, N: 2 * d * d + 2 * d + N * d,  # two projections with bias, filter (N, d)
-        lambda d, N, n: d * min(N, n),
+        lambda d, N, n: d * min(N - 1, n),  # the N-1 past projected inputs
     ),
     "rwkv": (
         dict(chunk_size=4),  # several chunks at N=20, and a ragged last one at n=7
@@ -60,12 +60,12 @@ SPECS = {
         dict(d_state=3),  # E = 2, k = 4, r = ceil(d/16) = 1
         # W_in 2·2d·d; conv 4·2d + 2d; W_x 2d(1+6); W_Δ 2d + b_Δ 2d; A_log 2d·3; D 2d; W_out 2d·d
         lambda d, N: 4 * d * d + 8 * d + 2 * d + 14 * d + 2 * d + 2 * d + 6 * d + 2 * d + 2 * d * d,
-        lambda d, N, n: 2 * d * 3 + 2 * d * min(4, n),
+        lambda d, N, n: 2 * d * 3 + 2 * d * min(3, n),  # h, and k-1 past conv inputs
     ),
     "sliding_window": (
         dict(window=5, num_heads=2),
         lambda d, N: 4 * d * d + 4 * d,  # Wqkv 3d²+3d, out_proj d²+d
-        lambda d, N, n: 2 * min(5, n) * d,
+        lambda d, N, n: 2 * min(4, n) * d,  # keys and values of the w-1 past tokens
     ),
     "attention": (
         {},
@@ -75,7 +75,7 @@ SPECS = {
     "baseconv": (
         {},  # long filter: W (d, d), b1, b2, h (N, d)
         lambda d, N: d * d + 3 * N * d,
-        lambda d, N, n: min(N, n) * d,
+        lambda d, N, n: min(N - 1, n) * d,  # the N-1 past inputs
     ),
 }
 NAMES = list(SPECS)

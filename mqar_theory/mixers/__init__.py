@@ -10,11 +10,16 @@ from .baseconv_autocorrelation import BaseConvAutocorrelation
 from .baseconv_programmatic import BaseConvProgrammatic
 from .based import Based
 from .conv import causal_conv, causal_conv_direct, cyclic_conv, cyclic_conv_direct
+from .delta_net import DeltaNet
+from .gated_delta_net import GatedDeltaNet
+from .gla import GLA
 from .h3 import H3
 from .hyena import Hyena
+from .linear_attention import LinearAttention
 from .linear_bias_attention import LinearBiasAttention, linear_bias_attention, linear_bias_attention_direct
 from .long_conv import LongConv
 from .mamba import Mamba
+from .mamba2 import Mamba2
 from .rwkv import RWKV
 from .sliding_window import SlidingWindowAttention
 from .sparse_attention import SparseAttention
@@ -33,6 +38,11 @@ MIXERS = {
     "based": Based,
     "mamba": Mamba,
     "sliding_window": SlidingWindowAttention,
+    "mamba2": Mamba2,
+    "gla": GLA,
+    "linear_attention": LinearAttention,
+    "delta_net": DeltaNet,
+    "gated_delta_net": GatedDeltaNet,
 }
 
 
@@ -63,6 +73,11 @@ __all__ = [
     "Based",
     "Mamba",
     "SlidingWindowAttention",
+    "Mamba2",
+    "GLA",
+    "LinearAttention",
+    "DeltaNet",
+    "GatedDeltaNet",
     "baseconv",
     "baseconv_direct",
     "linear_bias_attention",

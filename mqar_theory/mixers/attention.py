@@ -18,6 +18,7 @@ from torch import nn
 
 from ..utils import is_int
 from .base import Mixer
+from .recurrent import check_step, zeros
 
 __all__ = ["Attention"]
 
@@ -83,3 +84,23 @@ class Attention(Mixer):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, num_heads={self.num_heads}, dropout={self.dropout}"
+
+    # --- recurrent form: a KV cache that grows with the tokens -------------------------------------
+    fixed_size_state = False
+
+    def init_state(self, batch: int) -> dict:
+        """An empty KV cache: keys and values (B, H, 0, d/H) each, and the position t = 0."""
+        H = self.num_heads
+        return {"k": zeros(self, batch, H, 0, self.d_model // H), "v": zeros(self, batch, H, 0, self.d_model // H),
+                "t": 0}
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Append this token's key and value to the cache and attend over it (the inference form, eval mode:
+        no dropout): y_t = (softmax_j≤t(q_t k_jᵀ / sqrt(d_head)) V) W_o. After n tokens the cache holds n keys
+        and n values, 2·n·d numbers: the state grows with n (``fixed_size_state = False``)."""
+        t = check_step(self, state, u_t)
+        q, k, v = self._heads(u_t[:, None])  # (B, H, 1, dh) each
+        K, V = torch.cat([state["k"], k], dim=2), torch.cat([state["v"], v], dim=2)  # (B, H, t+1, dh)
+        p = torch.softmax((q @ K.transpose(-1, -2)) / math.sqrt(q.shape[-1]), dim=-1)  # (B, H, 1, t+1)
+        y = self.out_proj((p @ V).transpose(1, 2).reshape(u_t.shape))  # (B, d)
+        return y, {"k": K, "v": V, "t": t + 1}

@@ -21,6 +21,7 @@ from ..flops import fft_flops
 from ..utils import is_int
 from .base import Mixer
 from .conv import causal_conv, causal_conv_direct, causal_conv_flops, cyclic_conv, cyclic_conv_direct
+from .recurrent import check_step, empty_history, fir_step
 
 __all__ = ["BaseConv", "BaseConvOfficial", "baseconv", "baseconv_direct", "implicit_filter_features"]
 
@@ -79,10 +80,13 @@ class BaseConv(Mixer):
     def forward_reference(self, u: torch.Tensor) -> torch.Tensor:
         return baseconv_direct(u, self.W, self.b1, self.b2, self.h, cyclic=self.cyclic)
 
-    def state_size(self, seq_len: int | None = None) -> int:
-        """A recurrent BaseConv keeps the last L inputs its filter reaches: min(L, n)·d numbers."""
+    def state_size(self, seq_len: int | None = None) -> int | None:
+        """A recurrent BaseConv keeps the last min(L - 1, n) inputs, min(L - 1, n)·d numbers: the next output
+        reads the token it is given and the L - 1 before it (``step``; b1, b2 and h are weights, read at the
+        position). None for ``cyclic=True``, which has no causal recurrence (``no_recurrence``). (Formerly
+        declared min(L, n)·d: one input more than the next step reads.)"""
         n = self._n(seq_len)
-        return min(self.h.shape[0], n) * self.d_model
+        return None if self.cyclic else min(self.h.shape[0] - 1, n) * self.d_model
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """2d² for u W, plus the FFT convolution when the filter reaching the input has more than 8 taps:
@@ -95,6 +99,34 @@ class BaseConv(Mixer):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}, kernel_size={self.kernel_size}"
+
+    # --- recurrent form: the filter's last L - 1 inputs ----------------------------------------------
+    @property
+    def no_recurrence(self) -> str | None:
+        """Why there is no ``step``: only a cyclic convolution lacks one."""
+        if self.cyclic:
+            return ("BaseConv(cyclic=True): the cyclic convolution wraps over the input length n, so y[i] reads "
+                    "u[(i - k) mod n], later tokens included: it has no causal token-by-token form")
+        return None
+
+    def init_state(self, batch: int) -> dict:
+        """No past inputs yet (B, 0, d), position t = 0."""
+        if self.cyclic:
+            raise NotImplementedError(self.no_recurrence)
+        return {"hist": empty_history(self, batch, self.d_model), "t": 0}
+
+    def _conv_step(self, state: dict, u_t: torch.Tensor):
+        """(t, (h ∗ u)_t (B, d), the history after this token): the last L - 1 inputs."""
+        if self.cyclic:
+            raise NotImplementedError(self.no_recurrence)
+        t = check_step(self, state, u_t)
+        conv, hist = fir_step(state["hist"], u_t, self.h, self.h.shape[0] - 1)
+        return t, conv, hist
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Eq. (1) at position t: y_t = (u_t W + b1[t]) ⊙ (Σ_{k<=min(t, L-1)} h[k] ⊙ u_{t-k} + b2[t])."""
+        t, conv, hist = self._conv_step(state, u_t)
+        return (u_t @ self.W + self.b1[t]) * (conv + self.b2[t]), {"hist": hist, "t": t + 1}
 
 
 def implicit_filter_features(seq_len: int, emb_dim: int = 3, dtype=None) -> torch.Tensor:
@@ -177,10 +209,11 @@ class BaseConvOfficial(Mixer):
         return self._conv(u, causal_conv_direct) * self.projection(u) + u
 
     def state_size(self, seq_len: int | None = None) -> int:
-        """The last min(L, n) inputs the filter reaches: min(L, n)·d (L = k or seq_len)."""
+        """The last min(L - 1, n) inputs, min(L - 1, n)·d (L = k or seq_len): what ``step`` carries, the next
+        output reading its own token and the L - 1 before it. (Formerly declared min(L, n)·d.)"""
         n = self._n(seq_len)
         L = self.seq_len if self.kernel_size is None else self.kernel_size
-        return min(L, n) * self.d_model
+        return min(L - 1, n) * self.d_model
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """2d² (the projection) + the filter MLP at each position for a long filter, 2(e·16 + 16·d), + the
@@ -194,3 +227,20 @@ class BaseConvOfficial(Mixer):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}, kernel_size={self.kernel_size}"
+
+    # --- recurrent form: the filter's last L - 1 inputs ----------------------------------------------
+    def init_state(self, batch: int) -> dict:
+        """No past inputs yet (B, 0, d), position t = 0."""
+        return {"hist": empty_history(self, batch, self.d_model), "t": 0}
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """y_t = conv(u)_t ⊙ (u_t Wᵀ + b) + u_t, conv(u)_t = Σ_{i<=min(t, L-1)} h[i] ⊙ u_{t-i} plus b2 (short
+        filter) or plus u_t (the implicit long filter h = MLP(z), whose taps do not depend on n)."""
+        t = check_step(self, state, u_t)
+        if self.kernel_size is None:
+            conv, hist = fir_step(state["hist"], u_t, self.long_filter(t + 1), self.seq_len - 1)
+            conv = conv + u_t
+        else:
+            conv, hist = fir_step(state["hist"], u_t, self.h, self.kernel_size - 1)
+            conv = conv + self.b2
+        return conv * self.projection(u_t) + u_t, {"hist": hist, "t": t + 1}

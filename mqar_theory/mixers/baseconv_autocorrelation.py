@@ -143,8 +143,9 @@ class BaseConvAutocorrelation(BaseConv):
         return f"d_model={self.d_model}, top_k={self.top_k}, sharpness={self.sharpness}"
 
     def state_size(self, seq_len: int | None = None) -> int:
-        """The last n inputs (the long filter and the prefix the autocorrelation is estimated from): n·d."""
-        return self._n(seq_len) * self.d_model
+        """BaseConv's, min(N - 1, n)·d: the long filter's history holds every past input (n < N), which is also
+        all the prefix estimate ρ_p needs (``step``). (Formerly declared n·d: at n = N one input more.)"""
+        return super().state_size(seq_len)
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """BaseConv's (2d² + its FFT convolution), plus per level (p, e): the autocorrelation (rfft of d
@@ -156,3 +157,20 @@ class BaseConvAutocorrelation(BaseConv):
             m = _next_pow2(e + p - 1)
             extra += (d + 1) * fft_flops(2 * p) + (2 * d + 1) * fft_flops(m)
         return super().flops_per_token(n) + extra / n
+
+    # --- recurrent form: BaseConv's history, which already holds every past input ----------------------
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Row t from BaseConv's state alone: the long filter's history holds all of u[0..t-1] (t < N), so the
+        prefix estimate ρ_p, p = 2^⌊log2 t⌋ (the filter ``forward`` uses at row t), is computed from it
+        (``rho`` and ``weights``, the same functions) and applied to the last p inputs:
+
+            y_t = (u_t W + b1[t]) ⊙ ((h ∗ u)_t + g ⊙ Σ_{s=1}^{p-1} w_p[s] u_{t-s} + b2[t])   (no extra term for t < 2)
+
+        Re-estimating ρ_p at every step costs O(p log p · d); caching it per level would add p numbers of state."""
+        t, conv, hist = self._conv_step(state, u_t)  # validates state and u_t
+        win = torch.cat([state["hist"], u_t[:, None]], dim=1)  # (B, t+1, d): u_0, ..., u_t
+        if t >= 2:
+            p = 1 << (t.bit_length() - 1)
+            w = self.weights(self.rho(win[:, :p], p))  # (B, p), w[:, 0] = 0
+            conv = conv + self.g * (w[:, :, None] * win[:, t - p + 1 : t + 1].flip(1)).sum(1)  # w[s] pairs u_{t-s}
+        return (u_t @ self.W + self.b1[t]) * (conv + self.b2[t]), {"hist": hist, "t": t + 1}

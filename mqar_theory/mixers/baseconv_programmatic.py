@@ -90,3 +90,18 @@ class BaseConvProgrammatic(BaseConv):
             for s in range(i + 1):
                 conv[:, i] += hu[:, i, s] * u[:, i - s]
         return (u @ self.W + self.b1[:n]) * (conv + self.b2[:n])
+
+    # --- recurrent form: BaseConv's history, which already holds every past input ----------------------
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Row t from BaseConv's state alone: the long filter's history holds the last min(N - 1, t) inputs, all
+        of u[0..t-1] since t < N, so the matches j < t (rows of u bitwise equal to u_t, as ``forward`` without
+        token ids) and their successors u[j + 1] are read from it; no state beyond BaseConv's (its
+        ``state_size``). With token ids a decoder would also keep the t past ids.
+
+            y_t = (u_t W + b1[t]) ⊙ ((h ∗ u)_t + g ⊙ mean_{j<t, u_j = u_t} u_{j+1} + b2[t])"""
+        t, conv, hist = self._conv_step(state, u_t)  # validates state and u_t
+        win = torch.cat([state["hist"], u_t[:, None]], dim=1)  # (B, t+1, d): u_0, ..., u_t
+        match = (win[:, :t] == u_t[:, None]).all(-1).to(u_t.dtype)  # (B, t): u_j = u_t, j < t
+        total = (match[:, :, None] * win[:, 1 : t + 1]).sum(1)  # (B, d): Σ u_{j+1}
+        spike = self.g * total / match.sum(1, keepdim=True).clamp(min=1)
+        return (u_t @ self.W + self.b1[t]) * (conv + spike + self.b2[t]), {"hist": hist, "t": t + 1}

@@ -37,6 +37,7 @@ from ..utils import is_int
 from .base import Mixer
 from .baseconv import implicit_filter_features
 from .conv import causal_conv, causal_conv_direct, causal_conv_flops
+from .recurrent import check_step, empty_history, fir_step
 
 __all__ = ["Hyena"]
 
@@ -114,10 +115,12 @@ class Hyena(Mixer):
         return self._gated(u, causal_conv_direct)
 
     def state_size(self, seq_len: int | None = None) -> int:
-        """The last min(k, n) inputs of the 3d short-conv channels plus the last min(N, n) inputs the long
-        filter reaches: 3d·min(k, n) + d·min(N, n) (the convention of ``BaseConv.state_size``)."""
+        """What ``step`` carries: the last min(k - 1, n) projections of the 3d short-conv channels and the last
+        min(N - 1, n) gated inputs x1 ⊙ v of the long filter, 3d·min(k - 1, n) + d·min(N - 1, n) (an L-tap
+        filter's next output reads its own token and the L - 1 before it). (Formerly declared
+        3d·min(k, n) + d·min(N, n): one input more per filter.)"""
         n, d = self._n(seq_len), self.d_model
-        return 3 * d * min(self.short_kernel, n) + d * min(self.seq_len, n)
+        return 3 * d * min(self.short_kernel - 1, n) + d * min(self.seq_len - 1, n)
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """8d² (in_proj 6d², out_proj 2d²) + 2(e·o + 2o² + o·d) (the filter FFN at each position) + the FFT
@@ -129,3 +132,21 @@ class Hyena(Mixer):
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, seq_len={self.seq_len}, filter_order={self.filter_order}, "
                 f"emb_dim={self.emb_dim}, positional={self.positional}")
+
+    # --- recurrent form: the two filters' histories --------------------------------------------------
+    def init_state(self, batch: int) -> dict:
+        """No past inputs yet: short-conv history (B, 0, 3d), long-filter history (B, 0, d); t = 0."""
+        d = self.d_model
+        return {"short": empty_history(self, batch, 3 * d), "long": empty_history(self, batch, d), "t": 0}
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Algorithm 1 at position t: x = short_conv(u W_in + b_in)_t, (x1, x2, v) = split(x),
+        y_t = (x2 ⊙ (Σ_{s<=t} h[s] ⊙ (x1 ⊙ v)_{t-s} + D ⊙ x1 ⊙ v)) W_out + b_out, h = FFN(z) ⊙ window
+        (its first t + 1 taps: the same rows as for any longer input)."""
+        t = check_step(self, state, u_t)
+        d = self.d_model
+        x, short = fir_step(state["short"], self.in_proj(u_t), self.short_filter, self.short_kernel - 1)
+        x1, x2, v = (x + self.short_bias).split(d, dim=-1)  # (B, d) each
+        xv = x1 * v
+        conv, long = fir_step(state["long"], xv, self.long_filter(t + 1), self.seq_len - 1)
+        return self.out_proj(x2 * (conv + self.D * xv)), {"short": short, "long": long, "t": t + 1}

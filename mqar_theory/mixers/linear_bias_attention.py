@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .base import Mixer
+from .recurrent import check_step, empty_history
 
 __all__ = ["LinearBiasAttention", "linear_bias_attention", "linear_bias_attention_direct", "MASKS"]
 
@@ -71,11 +72,45 @@ class LinearBiasAttention(Mixer):
     def forward_reference(self, u):
         return linear_bias_attention_direct(u, self.W_Q, self.W_K, self.W_V, self.B, self.mask)
 
-    def state_size(self, seq_len: int | None = None) -> int:
-        """Keys and values of every past token (the bias row B[i] is a weight, not state): 2·n·d."""
-        return 2 * self._n(seq_len) * self.d_model
+    def state_size(self, seq_len: int | None = None) -> int | None:
+        """Keys and values of every past token (the bias row B[i] is a weight, not state): 2·n·d, the KV cache
+        ``step`` keeps (it grows with n: B[i, j] weighs every past V_j separately). None for ``mask="none"``,
+        which has no causal recurrence."""
+        n = self._n(seq_len)
+        return None if self.mask == "none" else 2 * n * self.d_model
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """6d² (Q, K, V) + 4nd (Q Kᵀ and A V, dense n×n products)."""
         n, d = self._n(seq_len), self.d_model
         return 6 * d * d + 4 * n * d
+
+    # --- recurrent form: a KV cache ------------------------------------------------------------------
+    fixed_size_state = False
+
+    @property
+    def no_recurrence(self) -> str | None:
+        """Why there is no ``step``: only the unmasked form lacks one."""
+        if self.mask == "none":
+            return ('LinearBiasAttention(mask="none"): O[i] sums over every j, later tokens included: it has no '
+                    "causal token-by-token form")
+        return None
+
+    def init_state(self, batch: int) -> dict:
+        """An empty cache of keys K_j = u_j W_K and values V_j = u_j W_V, (B, 0, d) each; t = 0."""
+        if self.mask == "none":
+            raise NotImplementedError(self.no_recurrence)
+        return {"k": empty_history(self, batch, self.W_K.shape[1]), "v": empty_history(self, batch, self.W_V.shape[1]),
+                "t": 0}
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """O_t = Σ_j (⟨Q_t, K_j⟩ + B[t, j]) V_j over j <= t (``causal``) or j < t (``strict``), then the cache
+        gains K_t, V_t."""
+        if self.mask == "none":
+            raise NotImplementedError(self.no_recurrence)
+        t = check_step(self, state, u_t)
+        q = u_t @ self.W_Q  # (B, d_k)
+        K = torch.cat([state["k"], (u_t @ self.W_K)[:, None]], dim=1)  # (B, t+1, d_k)
+        V = torch.cat([state["v"], (u_t @ self.W_V)[:, None]], dim=1)  # (B, t+1, d_v)
+        hi = t + 1 if self.mask == "causal" else t
+        a = (K[:, :hi] @ q[:, :, None])[:, :, 0] + self.B[t, :hi]  # (B, hi)
+        return (a[:, :, None] * V[:, :hi]).sum(1), {"k": K, "v": V, "t": t + 1}

@@ -18,6 +18,7 @@ from torch import nn
 
 from .base import Mixer
 from .conv import causal_conv, causal_conv_direct, causal_conv_flops
+from .recurrent import check_step, empty_history, fir_step
 
 __all__ = ["LongConv"]
 
@@ -42,8 +43,9 @@ class LongConv(Mixer):
         return self.out_proj(causal_conv_direct(self.in_proj(u), self.h))
 
     def state_size(self, seq_len: int | None = None) -> int:
-        """The last min(N, n) projected inputs the filter reaches: d·min(N, n)."""
-        return self.d_model * min(self.seq_len, self._n(seq_len))
+        """The last min(N - 1, n) projected inputs u W_in + b_in, d·min(N - 1, n): the next output reads its own
+        token and the N - 1 before it (``step``). (Formerly declared d·min(N, n), one input more.)"""
+        return self.d_model * min(self.seq_len - 1, self._n(seq_len))
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """4d² (two projections) + the FFT convolution when n > 8 (rfft of the input and of h, one irfft,
@@ -53,3 +55,14 @@ class LongConv(Mixer):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}"
+
+    # --- recurrent form: the last N - 1 projected inputs ---------------------------------------------
+    def init_state(self, batch: int) -> dict:
+        """No past projected inputs yet (B, 0, d), position t = 0."""
+        return {"hist": empty_history(self, batch, self.d_model), "t": 0}
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """y_t = (Σ_{k<=t} h[k] ⊙ x_{t-k}) W_out + b_out with x = u W_in + b_in."""
+        t = check_step(self, state, u_t)
+        conv, hist = fir_step(state["hist"], self.in_proj(u_t), self.h, self.seq_len - 1)
+        return self.out_proj(conv), {"hist": hist, "t": t + 1}

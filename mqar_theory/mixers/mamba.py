@@ -58,6 +58,7 @@ from torch import nn
 from ..utils import is_int
 from .base import Mixer
 from .conv import causal_conv, causal_conv_direct
+from .recurrent import check_step, empty_history, fir_step, zeros
 
 __all__ = ["Mamba", "selective_scan"]
 
@@ -169,9 +170,11 @@ class Mamba(Mixer):
         return self._output(torch.einsum("bnem,bnm->bne", torch.stack(hs, dim=1), Cm), x, z)
 
     def state_size(self, seq_len: int | None = None) -> int:
-        """The SSM state E·d·m plus the short conv's last min(k, n) inputs E·d·min(k, n)."""
+        """What ``step`` carries: the SSM state E·d·m plus the short conv's last min(k - 1, n) inputs
+        E·d·min(k - 1, n) (its next output reads its own input and the k - 1 before it). (Formerly declared
+        E·d·(m + min(k, n)): one conv input more than the next step reads.)"""
         n = self._n(seq_len)
-        return self.d_inner * (self.d_state + min(self.d_conv, n))
+        return self.d_inner * (self.d_state + min(self.d_conv - 1, n))
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """2·d·2Ed (W_in) + 2·Ed·(r+2m) (W_x) + 2·r·Ed (W_Δ) + 2·Ed·m (h_t C_t: one ``bmm`` per step
@@ -184,3 +187,23 @@ class Mamba(Mixer):
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_state={self.d_state}, d_conv={self.d_conv}, expand={self.expand}, "
                 f"dt_rank={self.dt_rank}")
+
+    # --- recurrent form: the SSM state and the short conv's history ------------------------------------
+    def init_state(self, batch: int) -> dict:
+        """h = 0 (B, E·d, m), no past conv inputs (B, 0, E·d); t = 0."""
+        return {"h": zeros(self, batch, self.d_inner, self.d_state),
+                "conv": empty_history(self, batch, self.d_inner), "t": 0}
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Algorithm 2 at one position: x_t = SiLU(conv(x)_t + b_conv), h_t = exp(Δ_t A) ⊙ h_{t-1} +
+        (Δ_t ⊙ x_t) B_tᵀ, out_t = (h_t C_t + D ⊙ x_t) ⊙ SiLU(z_t) W_out."""
+        t = check_step(self, state, u_t)
+        Ed, r, m = self.d_inner, self.dt_rank, self.d_state
+        x, z = self.in_proj(u_t).split(Ed, dim=-1)  # (B, Ed) each
+        xc, conv = fir_step(state["conv"], x, self.conv_weight, self.d_conv - 1)
+        x = F.silu(xc + self.conv_bias)
+        delta, Bm, Cm = self.x_proj(x).split([r, m, m], dim=-1)  # (B, r), (B, m), (B, m)
+        dt = F.softplus(delta @ self.dt_weight + self.dt_bias)  # (B, Ed)
+        h = torch.exp(dt[:, :, None] * -torch.exp(self.A_log)) * state["h"] + (dt * x)[:, :, None] * Bm[:, None, :]
+        y = (h @ Cm[:, :, None])[:, :, 0]  # (B, Ed): h_t C_t
+        return self._output(y, x, z), {"h": h, "conv": conv, "t": t + 1}

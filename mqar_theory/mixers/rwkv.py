@@ -15,7 +15,11 @@ per channel, with decay w = exp(time_decay) > 0 and bonus u = time_first. No bia
   i < t, u + k_t for i = t) form a T×T table per channel; the past before the chunk enters through a state
   (a, b) stored as a·e^p, b·e^p with a running exponent p, updated once per chunk. Every exponential has
   its row maximum subtracted first, so no term exceeds 1: finite for any k, w, u (the log-space trick of
-  RWKV's own kernel, applied per chunk). Cost O(N·T·d) elementwise plus a loop over N/T chunks.
+  RWKV's own kernel, applied per chunk). Cost O(N·T·d) elementwise plus a loop over N/T chunks. The maxima
+  are constants for autograd (wkv does not depend on them), which leaves the gradients as they are and spares
+  the max-backward masks: with the in-chunk exponents built as one broadcast add of a (T, T, d) bias, a
+  2-layer official-recipe training step (N = 64, d = 64, batch 64, 1 thread) went from 2.6x to 1.5x
+  attention's, measured back to back.
 
 Chunk size (decision, measured): T = 4. The (T, T) tables cost ~T times the reference's elementwise work
 while the loop has N/T steps, so the best T is small. Training throughput of a 4-layer ``LanguageModel``
@@ -43,6 +47,7 @@ from torch import nn
 
 from ..utils import is_int
 from .base import Mixer
+from .recurrent import check_step, zeros
 
 __all__ = ["RWKV"]
 
@@ -94,12 +99,16 @@ class RWKV(Mixer):
         w, bonus = torch.exp(self.time_decay), self.time_first  # (d,)
         tau = torch.arange(T, device=k.device)
         lag = (tau[:, None] - 1 - tau[None, :]).to(k.dtype)  # (T, T): t-1-i
-        S = k[:, :, None] - lag[:, :, None] * w  # (B, C, T, T, d): k_i - (t-1-i) w
-        S = torch.where((tau[:, None] == tau[None, :])[:, :, None], (bonus + k)[:, :, None], S)
-        S = torch.where((tau[None, :] > tau[:, None])[:, :, None], float("-inf"), S)
+        # S[t, i] = k_i + bias[t, i]: bias = -(t-1-i) w below the diagonal, u on it, -inf above (the future)
+        bias = torch.where((tau[:, None] == tau[None, :])[:, :, None], bonus, -lag[:, :, None] * w)  # (T, T, d)
+        bias = bias.masked_fill((tau[None, :] > tau[:, None])[:, :, None], float("-inf"))
+        S = k[:, :, None] + bias  # (B, C, T, T, d), one broadcast add
         # contribution of each chunk to the state at the next chunk's start: exponents k_i - (T-1-i) w
         E = k - (T - 1 - tau).to(k.dtype)[:, None] * w  # (B, C, T, d)
-        q = E.amax(dim=2)  # (B, C, d)
+        # The subtracted maxima q, p, m only keep the exponentials in range: wkv is exactly invariant to them
+        # (numerator and denominator scale alike, and a state a e^p is the same for any p), so they are
+        # constants for autograd (detached): the gradients are unchanged and the max-backward masks are saved.
+        q = E.detach().amax(dim=2)  # (B, C, d)
         eE = torch.exp(E - q[:, :, None])
         a_loc, b_loc = (eE * v).sum(2), eE.sum(2)  # (B, C, d)
         # states (a, b, p) at every chunk start: a sequential pass over the C chunks
@@ -107,14 +116,15 @@ class RWKV(Mixer):
         b = torch.zeros_like(a)
         p = torch.full_like(a, -1e30)  # "no past": every e^{p - ...} is 0
         states = []
+        wT = T * w.detach()  # p only tracks magnitudes (detached, see above); w's gradient flows through s_old
         for c in range(C):
             states.append((a, b, p))
-            p_new = torch.maximum(p - T * w, q[:, c])
+            p_new = torch.maximum(p - wT, q[:, c])
             s_old, s_loc = torch.exp(p - T * w - p_new), torch.exp(q[:, c] - p_new)
             a, b, p = a * s_old + a_loc[:, c] * s_loc, b * s_old + b_loc[:, c] * s_loc, p_new
         A, Bs, P = (torch.stack(x, dim=1) for x in zip(*states, strict=True))  # (B, C, d) each
         Pt = P[:, :, None] - tau.to(k.dtype)[:, None] * w  # (B, C, T, d): past exponent at offset τ
-        m = torch.maximum(S.amax(dim=3), Pt)  # (B, C, T, d)
+        m = torch.maximum(S.detach().amax(dim=3), Pt.detach())  # (B, C, T, d), a constant (see above)
         eS = torch.exp(S - m[:, :, :, None])  # (B, C, T, T, d)
         eP = torch.exp(Pt - m)  # (B, C, T, d)
         num = (eS * v[:, :, None]).sum(3) + A[:, :, None] * eP
@@ -136,8 +146,8 @@ class RWKV(Mixer):
         return self.out_proj(torch.sigmoid(r) * torch.stack(out, dim=1))
 
     def state_size(self, seq_len: int | None = None) -> int:
-        """Per channel the numerator a, the denominator b and the last input (token shift): 3d (a
-        stabilised implementation keeps one exponent more per channel)."""
+        """Per channel the WKV state, two numbers (``step`` keeps it stabilised as the ratio a/b and log b, no
+        extra exponent), and the last input (token shift): 3d."""
         self._n(seq_len)
         return 3 * self.d_model
 
@@ -149,3 +159,30 @@ class RWKV(Mixer):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, chunk_size={self.chunk_size}"
+
+    # --- recurrent form: the WKV state in log space, and the token shift ------------------------------
+    def init_state(self, batch: int) -> dict:
+        """No past: the last input u_{-1} = 0 (B, d), the ratio r = a/b = 0 and ℓ = log b = -inf (B, d); t = 0."""
+        d = self.d_model
+        return {"prev": zeros(self, batch, d), "r": zeros(self, batch, d),
+                "logb": zeros(self, batch, d).fill_(float("-inf")), "t": 0}
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The recurrence of ``forward_reference`` (eqs. 14-16) with a = r·e^ℓ, b = e^ℓ kept as (r, ℓ), which
+        never overflows (every exponential below is of a number <= 0):
+
+            wkv_t = (r e^{ℓ-M} + e^{u+k_t-M} v_t) / (e^{ℓ-M} + e^{u+k_t-M}),   M = max(ℓ, u + k_t)
+            ℓ' = log(e^{ℓ-w} + e^{k_t}),   r' = r e^{ℓ-w-ℓ'} + e^{k_t-ℓ'} v_t     (b' = e^{-w} b + e^{k_t})"""
+        t = check_step(self, state, u_t)
+        mix = lambda mu: u_t * mu + state["prev"] * (1 - mu)
+        k, v = self.key(mix(self.time_mix_k)), self.value(mix(self.time_mix_v))  # (B, d) each
+        r = self.receptance(mix(self.time_mix_r))
+        w, bonus = torch.exp(self.time_decay), self.time_first  # (d,)
+        ell, ratio = state["logb"], state["r"]  # (B, d)
+        M = torch.maximum(ell, bonus + k)
+        e_past, e_now = torch.exp(ell - M), torch.exp(bonus + k - M)
+        wkv = (ratio * e_past + e_now * v) / (e_past + e_now)
+        ell_new = torch.logaddexp(ell - w, k)
+        ratio_new = ratio * torch.exp(ell - w - ell_new) + torch.exp(k - ell_new) * v
+        y = self.out_proj(torch.sigmoid(r) * wkv)
+        return y, {"prev": u_t, "r": ratio_new, "logb": ell_new, "t": t + 1}

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..utils import is_int
 from .base import Mixer
+from .recurrent import check_step, zeros
 
 __all__ = ["SlidingWindowAttention"]
 
@@ -83,8 +84,10 @@ class SlidingWindowAttention(Mixer):
         return self.out_proj(y.transpose(1, 2).reshape(u.shape))
 
     def state_size(self, seq_len: int | None = None) -> int:
-        """The KV cache of the last min(w, n) tokens: 2·min(w, n)·d numbers."""
-        return 2 * min(self.window, self._n(seq_len)) * self.d_model
+        """The KV cache of the last min(w - 1, n) tokens, 2·min(w - 1, n)·d numbers: the next query attends to
+        itself and the w - 1 tokens before it (``step``). (Formerly declared 2·min(w, n)·d, one key and value
+        more than the next step reads.)"""
+        return 2 * min(self.window - 1, self._n(seq_len)) * self.d_model
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """8d² (Wqkv 6d², out_proj 2d²) + 8·b·d·n_pad/n: every query of the n_pad = ⌈n/b⌉·b padded positions
@@ -96,3 +99,20 @@ class SlidingWindowAttention(Mixer):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, window={self.window}, num_heads={self.num_heads}"
+
+    # --- recurrent form: a window-sized KV cache -----------------------------------------------------
+    def init_state(self, batch: int) -> dict:
+        """An empty KV cache: keys and values (B, H, 0, d/H) each, and the position t = 0."""
+        H, dh = self.num_heads, self.d_model // self.num_heads
+        return {"k": zeros(self, batch, H, 0, dh), "v": zeros(self, batch, H, 0, dh), "t": 0}
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Attend over the cached keys and values and this token's (at most w), y_t = softmax_{t-w<j<=t}(q_t k_jᵀ
+        / sqrt(d_head)) V W_o; then keep the last w - 1 of them (all the next query can reach)."""
+        t = check_step(self, state, u_t)
+        q, k, v = self._heads(u_t[:, None])  # (B, H, 1, dh) each
+        K, V = torch.cat([state["k"], k], dim=2), torch.cat([state["v"], v], dim=2)  # (B, H, <= w, dh)
+        p = torch.softmax((q @ K.transpose(-1, -2)) / math.sqrt(q.shape[-1]), dim=-1)  # (B, H, 1, <= w)
+        y = self.out_proj((p @ V).transpose(1, 2).reshape(u_t.shape))  # (B, d)
+        keep = min(self.window - 1, K.shape[2])
+        return y, {"k": K[:, :, K.shape[2] - keep :], "v": V[:, :, V.shape[2] - keep :], "t": t + 1}

@@ -47,6 +47,7 @@ from torch import nn
 from ..utils import is_int, is_number
 from .base import Mixer
 from .matching import earlier_count, earlier_count_reference, match_ids
+from .recurrent import check_step, zeros
 
 __all__ = ["SparseAttention", "SELECTIONS"]
 
@@ -176,9 +177,16 @@ class SparseAttention(Mixer):
         return y
 
     # --- sizes -----------------------------------------------------------------------------------
-    def state_size(self, seq_len: int | None = None) -> int:
-        """A selected row attends to every earlier key: the KV cache, 2·n·d numbers (as attention)."""
-        return 2 * self._n(seq_len) * self.d_model
+    def state_size(self, seq_len: int | None = None) -> int | None:
+        """What ``step`` carries after n tokens: the KV cache 2·n·d (a selected row attends to every earlier key),
+        the budget used so far (1 number) and, for ``programmatic``, the n past input rows n·d (a row is a
+        candidate by how often it occurred before: ``step`` matches rows of u, as ``forward`` without token ids;
+        with ids a decoder would keep the n past ids instead). ``learned``: 2·n·d + 1; ``programmatic``:
+        3·n·d + 1; ``random``: None, no causal recurrence (``no_recurrence``). (Formerly declared 2·n·d for all.)"""
+        n, d = self._n(seq_len), self.d_model
+        if self.selection == "random":
+            return None
+        return (3 if self.selection == "programmatic" else 2) * n * d + 1
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """4d² (keys and values of every row) + (4d²·k' + 4·k'·n·d)/n (queries, out_proj, scores and
@@ -193,3 +201,54 @@ class SparseAttention(Mixer):
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, selection={self.selection!r}, k={self.k}, num_heads={self.num_heads}"
+
+    # --- recurrent form: a KV cache, the budget used, and (programmatic) the past rows ---------------
+    fixed_size_state = False
+
+    @property
+    def no_recurrence(self) -> str | None:
+        """Why there is no ``step``: only the random control lacks one."""
+        if self.selection == "random":
+            return ('SparseAttention(selection="random"): the k\' = min(k, n) rows are drawn among all n positions at '
+                    "once, so whether row i is selected depends on the input length n: it has no causal "
+                    "token-by-token form")
+        return None
+
+    def init_state(self, batch: int) -> dict:
+        """Empty caches: keys, values (B, H, 0, d/H); budget used 0 (B,); past rows (B, 0, d) (programmatic)."""
+        if self.selection == "random":
+            raise NotImplementedError(self.no_recurrence)
+        H, dh = self.num_heads, self.d_model // self.num_heads
+        state = {"k": zeros(self, batch, H, 0, dh), "v": zeros(self, batch, H, 0, dh),
+                 "used": zeros(self, batch, dtype=torch.long), "t": 0}
+        if self.selection == "programmatic":
+            state["rows"] = zeros(self, batch, 0, self.d_model)
+        return state
+
+    def step(self, state: dict, u_t: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Row t is a candidate (programmatic: its row of u occurred exactly once / at least once before;
+        learned: f_t = σ(u_t w + b) >= threshold), selected iff fewer than k rows were selected before (the
+        causal budget); y_t = gate · softmax_{j<=t}(q_t k_jᵀ / sqrt(d_head)) V W_o with gate = 1[selected]
+        (times f_t for ``learned``), 0 for an unselected row. Every row's key and value is cached."""
+        if self.selection == "random":
+            raise NotImplementedError(self.no_recurrence)
+        t = check_step(self, state, u_t)
+        B, d = u_t.shape
+        new = {}
+        if self.selection == "programmatic":
+            c = (state["rows"] == u_t[:, None]).all(-1).sum(1)  # (B,): earlier rows equal to u_t, bitwise
+            cand = c == 1 if self.repeats == "first" else c >= 1
+            new["rows"] = torch.cat([state["rows"], u_t[:, None]], dim=1)
+            gate = torch.ones_like(u_t[:, 0])
+        else:
+            gate = self.scores(u_t[:, None])[:, 0]  # (B,) f_t
+            cand = gate >= self.threshold
+        sel = cand & (state["used"] < self.k)  # (B,)
+        kv = self.Wkv(u_t)  # (B, 2d)
+        K = torch.cat([state["k"], self._heads(kv[:, None, :d])], dim=2)  # (B, H, t+1, dh)
+        V = torch.cat([state["v"], self._heads(kv[:, None, d:])], dim=2)
+        q = self._heads(self.Wq(u_t)[:, None])  # (B, H, 1, dh)
+        p = torch.softmax(q @ K.transpose(-1, -2) / math.sqrt(d // self.num_heads), dim=-1)  # (B, H, 1, t+1)
+        o = self.out_proj((p @ V).transpose(1, 2).reshape(B, d))  # (B, d)
+        y = o * (gate * sel.to(u_t.dtype))[:, None]
+        return y, {**new, "k": K, "v": V, "used": state["used"] + sel.long(), "t": t + 1}

@@ -20,7 +20,15 @@ with ``-dirty`` appended when ``mqar_theory/`` had uncommitted changes. Two chec
   evaluation's test accuracy in ``history`` **bitwise** (the IEEE-754 bytes, not a tolerance; the final
   losses are compared too and reported apart):
   training is deterministic on the CPU for a seed (``mqar_theory.train``), so any difference means the record
-  was not made by this code, at this thread count, from this config.
+  was not made by that code, at this thread count, from this config.
+  **Which code**: a record that names a clean commit of this history is retrained by the package *at that
+  commit*: ``git archive REV mqar_theory`` is unpacked into a temporary folder and ``execute_run`` runs in a
+  subprocess of the same interpreter with that folder first on ``PYTHONPATH`` (the subprocess checks that it
+  imported the unpacked package). A faster path that rounds float32 differently (``mixers/conv.py``) thus does
+  not invalidate the records made before it, and a record still has to be the output of the code it names.
+  When ``mqar_theory/`` of the working tree equals the commit's (no change, no untracked file), or the record
+  names no clean commit (``dirty``, ``unknown``, ...: nothing else to run), the rerun uses the imported package
+  in this process; ``rerun_revision`` of the result says which (the commit, or ``"working tree"``).
 
 Decisions: a rerun uses the stored ``config`` (what the spec set), not ``resolved`` (the defaults of the
 library at recording time): that is the call the sweep made; when today's defaults differ from the recorded
@@ -32,9 +40,12 @@ are reported so a mismatch can be read.
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -170,15 +181,65 @@ def _load(path_or_record) -> tuple[dict, str | None]:
     raise ValueError(f"path_or_record: must be a record path or a record dict, got {type(path_or_record).__name__}")
 
 
-def rerun_record(path_or_record, threads: int = 1) -> dict:
+#: what the subprocess of ``_execute_at`` runs: ``execute_run`` of the unpacked package at a commit
+_RERUN_SCRIPT = """
+import json, sys
+from pathlib import Path
+args = json.loads(sys.stdin.read())
+import mqar_theory
+here = Path(mqar_theory.__file__).resolve()
+if Path(args["root"]).resolve() not in here.parents:
+    raise SystemExit(f"imported mqar_theory from {here}, not from the unpacked commit under {args['root']}")
+from mqar_theory.sweep.execute import execute_run
+from mqar_theory.sweep.runs import Run
+new = execute_run(Run(model=args["model"], config=args["config"]), spec_name=args["spec"], device="cpu",
+                  threads=args["threads"], prov={})
+Path(args["out"]).write_text(json.dumps(new, allow_nan=True, default=str))
+"""
+
+
+def _same_package(revision: str, repo: Path) -> bool:
+    """Whether ``mqar_theory/`` of the working tree is the one of ``revision``: no tracked change, no untracked file."""
+    diff = _git(repo, "diff", "--quiet", revision, "--", "mqar_theory")
+    untracked = _git(repo, "ls-files", "--others", "--exclude-standard", "--", "mqar_theory")
+    return (diff is not None and diff.returncode == 0 and untracked is not None and untracked.returncode == 0
+            and not untracked.stdout.strip())
+
+
+def _execute_at(revision: str, repo: Path, run: Run, spec: str, threads: int) -> dict:
+    """``execute_run(run)`` by the package of commit ``revision``, in a subprocess (module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="mqar-rerun-") as tmp:
+        root = Path(tmp) / "src"
+        root.mkdir()
+        archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", revision, "mqar_theory"],
+                                 capture_output=True, timeout=120)
+        if archive.returncode != 0:
+            raise RuntimeError(f"git archive {revision} failed: {archive.stderr.decode(errors='replace').strip()}")
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True, capture_output=True)
+        out = Path(tmp) / "record.json"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        args = {"root": str(root), "out": str(out), "model": run.model, "config": run.config, "spec": spec,
+                "threads": threads}
+        proc = subprocess.run([sys.executable, "-c", _RERUN_SCRIPT], input=json.dumps(args), text=True,
+                              capture_output=True, env=env, cwd=tmp)
+        if proc.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"the rerun at {revision} failed (exit {proc.returncode}): "
+                               f"{proc.stderr.strip()[-2000:]}")
+        return json.loads(out.read_text())
+
+
+def rerun_record(path_or_record, threads: int = 1, repo=REPO_ROOT) -> dict:
     """Retrain a record's run on the CPU at ``threads`` torch threads and compare it bitwise with the record.
 
     Returns ``{"hash", "model", "path", "reproduced", "mismatches", "compared", "loss_mismatches",
-    "resolved_differs", "record_device", "record_threads", "threads", "rerun_status", "rerun_seconds"}``:
+    "resolved_differs", "record_device", "record_threads", "threads", "rerun_status", "rerun_seconds",
+    "rerun_revision"}``:
     ``reproduced`` is True when every compared field (the hash, ``status``, ``COMPARED_METRICS``, the number of
     evaluations and each one's ``test_accuracy``) is bitwise equal; ``mismatches`` lists
     ``{"field", "recorded", "rerun"}`` otherwise. ``loss_mismatches`` does the same for ``LOSS_METRICS``
-    (informative: it does not decide ``reproduced``)."""
+    (informative: it does not decide ``reproduced``). ``rerun_revision``: the commit whose package retrained the
+    run (one of this history, looked up in ``repo``), or ``"working tree"`` (module docstring).
+    Raises RuntimeError when the retraining subprocess at the commit fails."""
     from .execute import execute_run
 
     if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
@@ -190,10 +251,15 @@ def rerun_record(path_or_record, threads: int = 1) -> dict:
     if not isinstance(rec["config"], dict):
         raise ValueError("path_or_record: the record's 'config' must be a mapping of run_mqar arguments")
     run = Run(model=rec["model"], config=dict(rec["config"]))
+    spec, rev, repo = str(rec.get("spec", "rerun")), rec.get("git_revision"), Path(repo)
+    at_commit = revision_status(rev, repo) == "clean" and not _same_package(rev, repo)
     t0 = time.perf_counter()
-    new = execute_run(run, spec_name=str(rec.get("spec", "rerun")), device="cpu", threads=threads, prov={})
+    if at_commit:  # the code the record names, not today's (module docstring)
+        new = _execute_at(rev, repo, run, spec, threads)
+    else:
+        new = execute_run(run, spec_name=spec, device="cpu", threads=threads, prov={})
+        new = json.loads(json.dumps(new, allow_nan=True, default=str))  # as write_record stores it: like for like
     seconds = time.perf_counter() - t0
-    new = json.loads(json.dumps(new, allow_nan=True, default=str))  # as write_record stores it: like for like
 
     pairs = [("hash", rec["hash"], run.hash), ("status", rec.get("status"), new.get("status"))]
     old_m, new_m = rec.get("metrics") or {}, new.get("metrics") or {}
@@ -217,6 +283,7 @@ def rerun_record(path_or_record, threads: int = 1) -> dict:
         "resolved_differs": resolved_differs,
         "record_device": rec.get("device"), "record_threads": rec.get("threads"), "threads": threads,
         "rerun_status": new.get("status"), "rerun_seconds": seconds,
+        "rerun_revision": rev if at_commit else "working tree",
     }
 
 
@@ -224,7 +291,9 @@ def format_rerun(result: dict) -> str:
     """One line (and one per mismatch) for a ``rerun_record`` result."""
     name = result["path"] or result["hash"]
     if result["reproduced"]:
-        head = f"{name}: reproduced bitwise ({len(result['compared'])} fields, {result['rerun_seconds']:.1f} s)"
+        at = result.get("rerun_revision", "working tree")
+        at = at if at == "working tree" else f"commit {at[:10]}"
+        head = f"{name}: reproduced bitwise ({len(result['compared'])} fields, {result['rerun_seconds']:.1f} s, {at})"
     else:
         head = f"{name}: NOT reproduced ({len(result['mismatches'])} of {len(result['compared'])} fields differ)"
     lines = [head]

@@ -162,16 +162,57 @@ def succeeded(df):
     return df[df["status"] != "failed"] if "status" in df.columns else df
 
 
-def load_results(results_dir):
+#: the size fields of a record: functions of the architecture alone, recomputed by ``load_results``
+SIZES = ("num_parameters", "num_parameters_non_embedding", "state_size", "flops_per_token")
+
+
+_SIZES_CACHE: dict[str, dict | None] = {}  # model config (JSON) -> its sizes under this process's library
+
+
+def current_sizes(records) -> list[dict | None]:
+    """``model_sizes`` of each record's trained model (``trained_config["model"]``) under the current library, one
+    build per distinct model; None where a record has no model config or the model no longer builds."""
+    from .execute import model_sizes
+
+    cache = _SIZES_CACHE
+    out = []
+    for rec in records:
+        model = (rec.get("trained_config") or {}).get("model")
+        if not isinstance(model, dict):
+            out.append(None)
+            continue
+        key = json.dumps(model, sort_keys=True, default=str)
+        if key not in cache:
+            try:
+                cache[key] = model_sizes(model)
+            except Exception:  # noqa: BLE001 (an old config the current mixers reject: keep the recorded sizes)
+                cache[key] = None
+        out.append(cache[key])
+    return out
+
+
+def load_results(results_dir, sizes: str = "current"):
     """A ``pandas.DataFrame`` with one row per record under ``results_dir`` (see ``record_row``), sorted by
     model, seq_len, d_model, lr, seed. Columns: ``hash, model, mixer``, every config key, the metrics
     (``test_accuracy`` = the last evaluation's, ``best_test_accuracy``, train accuracy and losses, steps,
     ``epochs_trained`` = the epochs actually run, which early stopping makes fewer than the ``epochs`` budget),
     sizes (``num_parameters``, ``num_parameters_non_embedding``, ``state_size``, ``flops_per_token``) and
-    provenance (``status, error, device, wall_seconds, library_version, git_revision, spec, created``)."""
+    provenance (``status, error, device, wall_seconds, library_version, git_revision, spec, created``).
+
+    ``sizes="current"`` (default) takes the size columns from the current library (``current_sizes``): they are
+    functions of the architecture, not results of training, and a corrected formula (e.g. the state an L-tap filter
+    carries, L-1 inputs, now measured from the recurrence) applies to old records too; ``"recorded"`` keeps the
+    values stored when the run trained."""
     import pandas as pd
 
-    rows = [record_row(r) for r in load_records(results_dir)]
+    if sizes not in ("current", "recorded"):
+        raise ValueError(f"sizes={sizes!r}: must be 'current' or 'recorded'")
+    records = load_records(results_dir)
+    rows = [record_row(r) for r in records]
+    if sizes == "current":
+        for row, new in zip(rows, current_sizes(records)):
+            if new is not None:
+                row.update({k: new[k] for k in SIZES})
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=["hash", "model", "mixer", *(METRIC_COLUMNS.get(k, k) for k in METRICS), *INFO])
