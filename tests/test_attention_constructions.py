@@ -171,8 +171,9 @@ def test_h27_sizes(c):
         s = measure_sizes(m, torch.zeros(1, N, dtype=torch.long))
         assert s["layers"] == len(m.layers) == 2 and s["width"] == m.width == 3 * c
         assert s["fixed"] == 3 * c * c  # the encoding table E; the biases are 3 stored parameters
+        assert s["values"] == 54 * c * c + 3  # six (3c)² matrices and r¹, r²
         counts.add(s["params"])
-    assert counts == {54 * c * c + 3}
+    assert counts == {54 * c * c + 3 + 3}  # + the read-out's gate 1/2, threshold and -1
 
 
 @pytest.mark.parametrize("c", [4, 6, 8, 100, 1024, 65536])
@@ -186,7 +187,8 @@ def test_softmax_sizes(c):
         assert s["fixed"] == c * (4 * b + 2)  # encoding table; the biases r¹, r² are parameters
         counts.add(s["params"])
         widths.add(s["width"])
-    assert widths == {4 * b + 2} and counts == {32 * b * b + 24 * b + 10}  # independent of N
+    # stored 32b² + 24b + 10, and the read-out's b + 7: independent of N
+    assert widths == {4 * b + 2} and counts == {32 * b * b + 25 * b + 17}
     assert 4 * math.log2(c) + 2 <= 4 * b + 2 < 4 * math.log2(c) + 6  # O(log c)
 
 

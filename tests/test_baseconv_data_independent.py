@@ -259,7 +259,9 @@ def test_counts_match_the_formula(c, N):
     sizes = measure_sizes(model, torch.zeros(1, N, dtype=torch.long))
     assert sizes["layers"] == f["layers"] == len(model.layers)
     assert sizes["width"] == model.width == f["width"] == N * (b + 1)
-    assert sizes["params"] == f["params"]
+    assert sizes["values"] == f["params"]
+    # params adds the index (positions of W's nonzeros) and the read-out's b + 5 numbers (bounds.observe)
+    assert sizes["params"] == f["params"] + f["index"] + b + 5 == BaseConvDataIndependent.closed_form(c, N)["params"]
     assert sizes["fixed"] == f["fixed"] and sizes["index"] == f["index"] and sizes["fixed_mismatch"] == 0
     nnz = sum(layer.W_val.numel() for layer in model.layers)
     assert nnz == f["nnz"] and all(torch.all(layer.W_val != 0) for layer in model.layers)

@@ -209,7 +209,8 @@ def test_counts_match_the_built_model(c, N):
     assert k["width"] == sizes["width"] == model.width == 8 * b + 6 * P + 5
     assert k["nnz_W"] == sum(layer.W_val.numel() for layer in model.layers)
     assert k["nnz_h"] == sum(layer.h_val.numel() for layer in model.layers)
-    assert k["params"] == sizes["params"]
+    assert k["params"] == sizes["values"]
+    assert sizes["params"] == k["params"] + k["index"] + b + 5 == BaseConvSorting.closed_form(c, N)["params"]
     assert k["fixed"] == sizes["fixed"] and k["index"] == sizes["index"] and sizes["fixed_mismatch"] == 0
     assert k["dense_params"] == model.dense_num_parameters and model.padded_len == 2**P
 

@@ -62,7 +62,9 @@ def test_tiny_h27_counted_by_hand():
     x = torch.tensor([1, 2, 1, 0])
     s = B.measure_sizes(con, x[None])
     # six (3c)² = 144-entry matrices + r¹ (2) + r² (1); nonzeros: four c×c identities, r¹ = (0, 1)
-    assert s["params"] == 6 * 144 + 3 == 54 * c * c + 3
+    assert s["values"] == 6 * 144 + 3 == 54 * c * c + 3
+    # what decode brings (the key gate 1/2, the threshold, the -1 fill) is counted too
+    assert (s["created"], s["scalars"]) == (1, 2) and s["params"] == 54 * c * c + 3 + 3
     assert s["params_nnz"] == 4 * c + 1 - 0  # W_V¹, W_Q², W_K², W_V² identities (c each), r¹[1]
     assert s["fixed"] == c * 3 * c and s["index"] == 0  # the table E only, no N×N bias
     assert s["layers"] == 2 and s["width"] == 3 * c
@@ -71,7 +73,9 @@ def test_tiny_h27_counted_by_hand():
 def test_tiny_softmax_counted_by_hand():
     con = attention_softmax(4, 4)  # b = 2, d = 10
     s = B.measure_sizes(con, torch.tensor([[1, 2, 1, 0]]))
-    assert s["params"] == 10 * 2 * 4 + 2 * 10 * 3 + 10 * 2 + 2 * 10 + 6 == 186  # L1: 3·(d×b)+(b×d); L2; r¹, r²
+    assert s["values"] == 10 * 2 * 4 + 2 * 10 * 3 + 10 * 2 + 2 * 10 + 6 == 186  # L1: 3·(d×b)+(b×d); L2; r¹, r²
+    # decode: the b = 2 bit weights (arange), the -1 fill; scalars 1/2, 2, 0, threshold, c/2, c
+    assert (s["created"], s["scalars"]) == (3, 6) and s["params"] == 186 + 2 + 7
     assert s["fixed"] == 4 * 10 and s["layers"] == 2 and s["width"] == 10
 
 
@@ -81,7 +85,10 @@ def test_tiny_sparse_baseconv_counts(name):
     con = BUILDERS[name](c, N)
     s = B.measure_sizes(con, torch.tensor([[1, 2, 1, 0]]))
     dense = sum(p.numel() for p in con.parameters())
-    assert s["params"] == dense and s["params_nnz"] <= dense
+    assert s["values"] == dense and s["params_nnz"] <= dense
+    # the index tables count toward params, and so does what encode / decode bring (b + 5, b = 2)
+    assert s["params"] == s["values"] + s["index"] + s["created"] + s["scalars"]
+    assert s["created"] + s["scalars"] == 2 + 5
     # the int64 positions of the sparse weights are 'index', not 'fixed' (the code table)
     ints = sum(b.numel() for b in con.buffers() if b.dtype == torch.long)
     assert s["index"] == ints > 0 and s["fixed"] == con.codes.numel()
@@ -95,7 +102,8 @@ def test_tiny_input_dependent_counted_by_hand():
     x = torch.tensor([[1, 5, 2, 6, 1, 0, 2, 0]])  # keys 1, 2 repeat at distances 4, 4: t = 1
     s = B.measure_sizes(con, x)
     assert s["t_filters"] == 1
-    assert s["params"] == 2 * 1 * N * c + N + 8 * c  # what Thm 4.5 counts: 2 filters N×c, mask, 8c
+    assert s["values"] == 2 * 1 * N * c + N + 8 * c  # what Thm 4.5 counts: 2 filters N×c, mask, 8c
+    assert s["params"] == s["values"] + 1 + 4  # the zero fills (t + 2) and decode's threshold and -1
     assert s["params_stored"] == 2 * 1 * N + N + 8 * c  # the impulses are (1, N, 1), expanded over c
     assert s["layers"] == 4 and s["width"] == 3 * c
 
@@ -105,7 +113,9 @@ def test_tiny_input_dependent_counted_by_hand():
 # ------------------------------------------------------------------------------------------------
 def test_input_dependent_module_reports_what_it_stores():
     con = baseconv_input_dependent(16, 32, max_distances=5)
-    assert B.count_tensors(con)["params"] == sum(p.numel() for p in con.parameters()) == 8 * 16  # not 2tNc + ...
+    counted = B.count_tensors(con, fixed={id(con.E): torch.eye(16)})  # E = I_c, the fixed one-hot table
+    assert counted["params"] == sum(p.numel() for p in con.parameters()) == 8 * 16  # not 2tNc + ...
+    assert counted["fixed"] == 16 * 16
 
 
 def test_thm45_reads_t_from_the_input_not_the_slots():
@@ -113,7 +123,8 @@ def test_thm45_reads_t_from_the_input_not_the_slots():
     row = B.measure(BUILDERS["baseconv_input_dependent"], grid, num_instances=4, device="cpu").iloc[0]
     x = _data(16, 32, 4, n=4, seed=0)
     assert row["t"] == int(B.num_interaction_distances(x, 16).max()) <= 4
-    assert row["t_filters"] <= row["t"] and row["params"] == 2 * row["t_filters"] * 32 * 16 + 32 + 128
+    assert row["t_filters"] <= row["t"] and row["values"] == 2 * row["t_filters"] * 32 * 16 + 32 + 128
+    assert row["params"] == row["values"] + row["t_filters"] + 4
     assert row["bound:thm4.5-params"] == row["t"] * 32 * 16  # not 31 · N · c
 
 
@@ -170,9 +181,10 @@ def test_attention_biases_are_counted_parameters_independent_of_N(N):
     assert not any(b.shape[-1] == N for b in h.buffers()) and not any(b.shape[-1] == N for b in s.buffers())
     x = torch.zeros(1, N, dtype=torch.long)
     hs, ss = B.measure_sizes(h, x), B.measure_sizes(s, x)
-    assert hs["params"] == 54 * c * c + 3 and hs["fixed"] == 3 * c * c
+    assert hs["values"] == 54 * c * c + 3 and hs["fixed"] == 3 * c * c and hs["params"] == 54 * c * c + 6
     b = 3
-    assert ss["params"] == 32 * b * b + 24 * b + 10 and ss["fixed"] == c * (4 * b + 2)
+    assert ss["values"] == 32 * b * b + 24 * b + 10 and ss["fixed"] == c * (4 * b + 2)
+    assert ss["params"] == 32 * b * b + 25 * b + 17
 
 
 def test_softmax_readout_uses_only_the_network_output():

@@ -10,7 +10,6 @@ import torch
 
 from mqar_theory import bounds as B
 from mqar_theory.constructions import BUILDERS
-from mqar_theory.constructions.baseconv_sorting import sorting_counts
 from mqar_theory.data import make_mqar
 
 CS, NS = np.arange(4, 301, 2), np.arange(4, 301)
@@ -22,7 +21,7 @@ def _counts(name, b, n_or_P):
     """The closed forms depend on c only through b = ⌈log2 c⌉ (and, for the sorting network, on N
     only through P = ⌈log2 N⌉): one call per distinct key."""
     if name == "baseconv_sorting":
-        k = sorting_counts(2**b, 2**n_or_P)
+        k = B.closed_form_sizes(name, {"c": 2**b, "N": 2**n_or_P})
     else:
         k = B.closed_form_sizes(name, {"c": 2**b, "N": n_or_P, "t": 1})
     return k["params"], k["layers"], k["width"]
@@ -32,11 +31,11 @@ def _sizes(name, c, N, t):
     """(params, layers, width) arrays at the points (c, N, t), from the closed forms."""
     b = np.ceil(np.log2(c)).astype(int)
     if name == "attention_h27":
-        return 54 * c * c + 3, np.full_like(c, 2), 3 * c
+        return 54 * c * c + 6, np.full_like(c, 2), 3 * c
     if name == "attention_softmax":
-        return 32 * b * b + 24 * b + 10, np.full_like(c, 2), 4 * b + 2
+        return 32 * b * b + 25 * b + 17, np.full_like(c, 2), 4 * b + 2
     if name == "baseconv_input_dependent":
-        return 2 * t * N * c + N + 8 * c, np.full_like(c, 4), (2 * t + 1) * c
+        return 2 * t * N * c + N + 8 * c + t + 4, np.full_like(c, 4), (2 * t + 1) * c
     key = np.ceil(np.log2(N)).astype(int) if name == "baseconv_sorting" else N
     out = np.array([_counts(name, int(bb), int(kk)) for bb, kk in zip(b, key, strict=True)], dtype=float)
     return out[:, 0], out[:, 1], out[:, 2]

@@ -11,8 +11,10 @@ number, whether it is an upper or a lower bound, and which quantity it bounds (`
 closed-form sizes, its ``Claim``s (bound, constant, proved or fitted, ``expect`` = holds | fails |
 context), its grids and its plot style, and ``bounds`` reads them through ``constructions.CONSTRUCTIONS``.
 
-``measure`` instantiates a construction over a grid and tabulates its sizes **measured from the module**
-(``sizes.measure_sizes``: every stored number counted, layers and width recorded by the one runner; the
+``measure`` instantiates a construction over a grid and tabulates its sizes **observed from the computation**
+(``sizes.measure_sizes`` runs the program under an operator trace, ``observe``: every number that enters
+counts, one that is not among the construction's counted tensors is a ``MeasurementError``, layers are the
+longest chain of sequence mixing, encode / decode are checked position-wise by the same dataflow; the
 closed forms beside them), the bounds' values and their ratios, and its accuracy on fresh ``make_mqar``
 instances (answers computed by the runner); ``check`` turns one column of that table into an assertion.
 ``verify`` measures every construction over a profile's grid (``CPU_GRID``, ``GPU_GRID``, ``SMOKE_GRID``, or
@@ -43,7 +45,8 @@ a one-hot input).
 
 Layout: ``bound`` (the symbols and the ``Bound`` record), ``registry`` (``BOUNDS``, Thm 4.2 included),
 ``claims`` (the ``Claim`` record, ``claims_of``, closed-form sizes), ``distances`` (Thm 4.5's t),
-``sizes`` (measured sizes), ``grids`` (profiles), ``measurement`` (``measure``), ``checking`` (``check``),
+``sizes`` (measured sizes), ``observe`` (the operator trace),
+``grids`` (profiles), ``measurement`` (``measure``), ``checking`` (``check``),
 ``verification`` (``verify``), ``tables`` (``constructions_markdown``). Import from this package: every
 public name is re-exported here.
 """
@@ -68,6 +71,7 @@ from .distances import interaction_distances, num_interaction_distances
 from .grids import CPU_GRID, GPU_GRID, SMOKE_GRID, Profile, default_K, grid_points, profile, user_profile
 from .measurement import GRID_KEYS as GRID_KEYS
 from .measurement import closed_form_table, measure
+from .observe import MeasurementError, observe_program
 from .registry import BOUNDS, all_bounds, bounds_for, get_bound, register_bound
 from .sizes import count_tensors, measure_sizes, position_wise_violations, stored_tensors, trace
 from .tables import REFERENCE_SIZE, constructions_markdown, format_report  # noqa: I001
@@ -83,6 +87,7 @@ __all__ = [
     "Claim", "EXPECTS", "FIT_RANGE", "claims_of", "all_claims", "claim_spec", "claim_const",
     "closed_form_sizes", "check_sizes",
     "count_tensors", "stored_tensors", "measure_sizes", "trace", "position_wise_violations",
+    "MeasurementError", "observe_program",
     "register_construction", "REPORT_COLUMNS", "ClaimFailed", "verify", "closed_form_table",
     "constructions_markdown", "format_report", "REFERENCE_SIZE",
 ]

@@ -17,12 +17,12 @@ from ..utils import is_int, resolve_device
 from .bound import MEASURED, Bound
 from .claims import claims_of, closed_form_sizes
 from .distances import interaction_distances, num_interaction_distances
+from .observe import MeasurementError
 from .registry import get_bound
-from .sizes import measure_sizes, position_wise_violations
+from .sizes import count_tensors, measure_sizes
 
 __all__ = ["GRID_KEYS", "interaction_distances", "measure", "closed_form_table"]
 
-LOCALITY_MAX = 2**22  # position-wise check of encode / decode at grid points with N·c up to this
 GRID_KEYS = ("N", "c", "K")  # required; "power_a" optional; any other key is a builder constant
 _DATA_KEYS = {"N", "c", "K", "power_a"}
 
@@ -73,11 +73,13 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
 
     Columns: construction, theorem, N, c, K, t (max distinct interaction distances over the
     instances, measured from the tokens), the sizes measured from the module (``sizes.measure_sizes``:
-    params, params_stored, params_nnz, index, fixed, fixed_mismatch, layers, width, and t_filters for an
-    input-dependent construction), the closed forms beside them (params_formula, layers_formula,
-    width_formula), accuracy (the runner's answers == ``expected_answers`` at every position),
-    label_accuracy (at the labelled positions, vs the labels), errors (wrong positions), position_wise
-    (``sizes.position_wise_violations`` found none on one instance; None above ``LOCALITY_MAX``) with
+    params (= values + index + created + scalars), values, params_stored, params_nnz, index, fixed,
+    fixed_mismatch, created, scalars, structure, layers, width, and t_filters for an input-dependent
+    construction; all from the operator trace of ``observe``), measurement_error (why the trace refused the
+    program: a number entered that is not counted; "" when measured), the closed forms beside them
+    (params_formula, layers_formula, width_formula), accuracy (the runner's answers == ``expected_answers``
+    at every position), label_accuracy (at the labelled positions, vs the labels), errors (wrong
+    positions), position_wise (the trace's dataflow verdict at every position and every grid point) with
     locality_message, margin_min (smallest ``margin`` over every position; computed when ``margins`` is
     True, by default only in float32; NaN when the construction has none), seconds (predict wall
     time), dtype, device; and for each bound b: ``bound:<b.id>`` (value of its expression),
@@ -134,10 +136,13 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
         pred = torch.cat(preds)
         labelled = data.labels != IGNORE_INDEX
         t_meas = int(num_interaction_distances(data.inputs, pt["c"]).max())
-        sizes = measure_sizes(con, data.inputs)
-        # encode / decode are the same code at every size: checked where one more pass is cheap
-        local = (position_wise_violations(con, data.inputs[:1].to(dev)) if pt["N"] * pt["c"] <= LOCALITY_MAX
-                 else None)
+        try:
+            sizes, error = measure_sizes(con, data.inputs), ""
+        except MeasurementError as e:  # a number entered that is not counted: the row fails every size check
+            sizes = count_tensors(con)
+            sizes = {**sizes, "values": sizes.pop("params"), "params": -1, "layers": -1, "width": -1,
+                     "position_wise": False, "locality_message": "not measured: the trace was refused"}
+            error = str(e)
         cname = con.name if name is None else name
         row = {
             "construction": cname, "theorem": con.theorem,
@@ -146,7 +151,7 @@ def measure(builder, grid, num_instances: int = 32, device="auto", dtype=torch.f
             "accuracy": float((pred == expected).double().mean()),
             "label_accuracy": float((pred[labelled] == data.labels[labelled]).double().mean()),
             "errors": int((pred != expected).sum()),
-            "position_wise": None if local is None else not local, "locality_message": "; ".join(local or []),
+            "measurement_error": error,
             "margin_min": margin_min if want_margin else math.nan,
             "seconds": seconds, "instances": num_instances, "dtype": str(dtype).replace("torch.", ""),
             "device": str(dev),

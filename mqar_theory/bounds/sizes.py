@@ -1,23 +1,27 @@
-"""Sizes measured from a built construction, never declared: every stored number counted, layers and width
-recorded by the one runner, and the position-wise check of ``encode`` / ``decode``.
+"""Sizes measured from a built construction, never declared: the counted tensors it holds, and what the
+operator trace (``observe``) sees when its program runs.
 
-* ``params``: every floating-point number the construction and the program it runs hold: parameters,
+* ``values``: every floating-point number the construction and the program it runs hold: parameters,
   buffers and plain tensor attributes of every submodule (and tensors inside lists, tuples and dicts held as
-  attributes, and numpy arrays), each distinct tensor once, numel as stored (an expanded view counts its
-  logical size: Thm 4.5's impulse filters are (t, N, 1) expanded over c, and the theorem counts t·N·c).
-  The one exception: a table the construction declares a fixed function of (c, N) (``fixed_tables``, e.g.
-  a token code) is reported as ``fixed`` if it equals its recomputation from (c, N); otherwise it is
-  counted in ``params`` and ``fixed_mismatch`` says how many numbers differ.
+  attributes), each distinct tensor once, numel as stored (an expanded view counts its logical size: Thm
+  4.5's impulse filters are (t, N, 1) expanded over c, and the theorem counts t·N·c). A table the
+  construction declares a fixed function of (c, N) (``fixed_tables``, e.g. a token code) is reported as
+  ``fixed`` if it equals its recomputation from (c, N); otherwise it is counted and ``fixed_mismatch`` says
+  how many numbers differ.
+* ``index``: entries of integer tensors (positions of sparsely stored weights), counted in ``params`` too.
+* ``created``, ``scalars``, ``structure``: factory outputs, constant fills and Python numbers that enter the
+  computation (``observe``'s rules); ``structure`` is the library layers' own bookkeeping, not counted.
+* ``params`` = values + index + created + scalars: the total the parameter bounds check.
 * ``params_stored``: numbers really in memory (each storage once); ``params_nnz``: nonzero entries.
-* ``index``: entries of integer tensors (positions of sparsely stored weights), stated apart.
-* ``layers``: the mixer layers applied while the runner runs the program on one sequence (every outermost
-  ``MixerLayer`` call, seen by global forward hooks, so a layer applied beside the listed ones counts);
-  ``width``: the widest stream such a layer reads.
+* ``layers``: the longest chain of sequence-mixing steps from the tokens to the answers (every ``MixerLayer``
+  call one step at least), from the trace; ``width``: the widest stream a layer reads.
+* ``position_wise`` / ``locality_message``: the trace's verdict on ``encode`` and ``decode`` (no mixing step,
+  every position in place), at every position.
 * ``t_filters``: for an input-dependent construction, the filters per bank of the largest program.
 
-``position_wise_violations`` perturbs one position of the input of ``encode`` (a token) and of ``decode``
-(a stream row) and lists the other positions whose output changed: a sequence-mixing step outside the
-runner's layers shows there.
+A number that enters the computation without being counted raises ``observe.MeasurementError``.
+``trace`` (the hook count of layers) and ``position_wise_violations`` (a perturbation probe of ``encode`` /
+``decode``) are kept as independent cross-checks for tests.
 """
 
 from __future__ import annotations
@@ -144,7 +148,15 @@ def trace(con, tokens) -> dict[str, int]:
 def measure_sizes(con, tokens) -> dict[str, int]:
     """Every size of the module docstring, for the construction ``con`` and the instances ``tokens``
     (B, N): an input-dependent construction is measured on the instance whose program is largest, the
-    others on the first one (their program does not depend on it)."""
+    others on the first one (their program does not depend on it). The program runs once under the
+    operator trace (``observe.observe_program``): ``layers``, ``width``, ``created``, ``scalars``,
+    ``structure`` and the locality verdict come from it, and a number that enters the computation without
+    being among the counted tensors raises ``observe.MeasurementError``.
+
+    ``params`` = ``values`` + ``index`` + ``created`` + ``scalars``: every number the computation uses
+    apart from the fixed token tables (``fixed``, reported apart) and the layers' structure."""
+    from .observe import observe_program
+
     x = con.check_tokens(tokens)
     pick, prog = 0, con.program(x[:1])
     if con.input_dependent:  # the largest program: most stored numbers
@@ -158,9 +170,14 @@ def measure_sizes(con, tokens) -> dict[str, int]:
         if isinstance(held, torch.Tensor):
             fixed[id(held)] = ref
     out = count_tensors(con, prog, fixed=fixed)
+    out["values"] = out.pop("params")
     if con.input_dependent and hasattr(prog, "distances"):
         out["t_filters"] = len(prog.distances)
-    out.update(trace(con, x[pick : pick + 1]))
+    declared = {f"tensor {i}": t for i, t in enumerate(stored_tensors(con, prog)) if isinstance(t, torch.Tensor)}
+    obs = observe_program(con, x[pick : pick + 1], prog, declared)
+    out.update({k: obs[k] for k in ("created", "scalars", "structure", "layers", "width", "position_wise",
+                                    "locality_message")})
+    out["params"] = out["values"] + out["index"] + out["created"] + out["scalars"]
     return out
 
 

@@ -79,7 +79,11 @@ from ..mixers.linear_bias_attention import MASKS
 from .base import DEFAULT_GRIDS, Construction, check_threshold, sweep
 from .layers import LinearBiasAttentionLayer, relative_bias
 
-__all__ = ["AttentionH27", "attention_h27", "relative_bias", "encoding_table", "h27_parameter_count"]
+READOUT_NUMBERS = 3
+"""Numbers ``decode`` brings to the computation (``bounds.observe`` counts them): the key gate's 1/2, the
+threshold, and the -1 of unanswered positions."""
+
+__all__ = ["READOUT_NUMBERS", "AttentionH27", "attention_h27", "relative_bias", "encoding_table", "h27_parameter_count"]
 
 
 def h27_parameter_count() -> sp.Expr:
@@ -112,7 +116,8 @@ class AttentionH27(Construction):
     theorem = "Prop 4.3 / Prop H.27 (linear-bias attention, no softmax)"
     claims = (
         Claim("prop4.3-params", const=55, basis="proved",
-              why="stored 54c² + 3 (six (3c)² matrices, biases r¹, r²); (54c² + 3)/c² <= 54 + 3/16 for c >= 4"),
+              why="54c² + 6 numbers enter (six (3c)² matrices, biases r¹, r², and the read-out's gate 1/2, "
+                  "threshold and -1); (54c² + 6)/c² <= 54 + 6/16 for c >= 4"),
         Claim("prop4.3-layers", const=2, basis="proved", why="the program lists two layers"),
         Claim("prop4.3-width", const=1, basis="proved", why="the layers read a stream of width 3c"),
     )
@@ -123,7 +128,7 @@ class AttentionH27(Construction):
 
     @classmethod
     def closed_form(cls, c: int, N: int, t: int | None = None) -> dict:
-        return {"params": 54 * c * c + 3, "layers": 2, "width": 3 * c}
+        return {"params": 54 * c * c + 3 + READOUT_NUMBERS, "layers": 2, "width": 3 * c}
 
     @classmethod
     def fixed_tables(cls, c: int, N: int) -> dict:

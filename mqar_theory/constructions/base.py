@@ -12,10 +12,12 @@ it solves MQAR exactly. It is an explicit program, as a compiled tracr model is:
   nothing else touches the stream;
 * ``decode(stream)`` (B, n', d) -> answers (B, n'): position-wise (answer i reads row i only).
 
-So the number of layers is ``len(layers)`` and the width is the widest stream a layer reads, both
-recorded by the runner; ``bounds.measure_sizes`` runs the runner itself, so a construction cannot apply a
-layer it does not list. An input-dependent construction overrides ``program(tokens)`` to build the list for
-one sequence; it is run and counted the same way.
+So the number of layers is ``len(layers)`` and the width is the widest stream a layer reads.
+``bounds.measure_sizes`` does not take them from here: it runs ``encode``, the runner and ``decode`` under an
+operator trace (``bounds.observe``, arXiv 2312.04927's sizes observed from the computation): every number
+that enters counts, one not among the counted tensors is refused, and layers are the longest chain of
+sequence mixing from the tokens to the answers. An input-dependent construction overrides
+``program(tokens)`` to build the list for one sequence; it is run and counted the same way.
 
 Answer convention (our decision, documented here once). ``predict(tokens)`` returns at every position i
 the token x[j+1] that followed the first earlier occurrence j < i of x[i] *when x[i] is a key token*

@@ -171,9 +171,11 @@ class BaseConvDataIndependent(Construction):
               why="T + 4 with T = ⌈log2 b⌉: 5 at c = 4 (ratio 5); for c >= 6, T + 4 < log2(L + 1) + 5 and "
                   "(log2(L + 1) + 5)/log2 L decreases, 4.99 at L = log2 6"),
         Claim("di-width", const=1.8, basis="proved", why="N(b + 1)/(N L) < 1 + 2/L: 1.5 at c = 4, <= 1.774 for c >= 6"),
-        Claim("di-params", const=14, basis="proved",
+        Claim("di-params", const=20, basis="proved",
               why="stored = 2N²r + Nr(3T + 9) + (N-1)(6b+1) + r(T+2) + 1 (r = b + 1 <= 2L); over "
-                  "N L (N + λ): <= 4 + 2(3λ + 13.76)/(λ + 4) + 9.5/5 + (2λ + 7.7)/(4(λ + 4)) <= 4 + 6.71 + 1.9 + 0.5"),
+                  "N L (N + λ): <= 4 + 2(3λ + 13.76)/(λ + 4) + 9.5/5 + (2λ + 7.7)/(4(λ + 4)) <= 4 + 6.71 + 1.9 + 0.5; "
+                  "the index 2·nnz adds 2(N-1)(6b+1)/(N L (N+λ)) <= 2(6L+7)/(5L) <= 3.8 and 2(r(T+2)+1)/(N L (N+λ)) "
+                  "<= 1, the read-out b + 5 adds <= 0.25: <= 13.11 + 5.05"),
         Claim("thm4.4-layers", const=1, basis="proved",
               why="T + 4 < log2(L + 1) + 5 <= (L + 2)² <= log2²(Nc) for L >= 2, N >= 4"),
         Claim("thm4.4-params", expect="fails", const=100, phrase="grows",
@@ -189,7 +191,10 @@ class BaseConvDataIndependent(Construction):
 
     @classmethod
     def closed_form(cls, c: int, N: int, t: int | None = None) -> dict:
-        return {q: data_independent_counts(c, N)[q] for q in ("params", "layers", "width")}
+        k = data_independent_counts(c, N)
+        # stored values + the int64 positions of W's nonzeros (``index``) + what encode / decode bring: the
+        # zero fill of encode, decode's b bit weights 2^k (``arange``), 2, 0, the threshold and the -1 fill
+        return {"params": k["params"] + k["index"] + k["bits"] + 5, "layers": k["layers"], "width": k["width"]}
 
     @classmethod
     def fixed_tables(cls, c: int, N: int) -> dict:

@@ -87,7 +87,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..bounds.bound import p
@@ -321,10 +320,10 @@ class BaseConvInputDependent(Construction):
     name = "baseconv_input_dependent"
     theorem = "Zoology Thm 4.5 (sec: data-dep-ar)"
     claims = (
-        Claim("thm4.5-params", const=4.25, basis="proved",
+        Claim("thm4.5-params", const=4.6, basis="proved",
               why="the program of an input holds 2 t' N c + N + 8c numbers as Thm 4.5 counts them (t' filters "
-                  "per bank); if t' <= t (the input's distinct distances) the ratio is <= 2 + 1/(tc) + 8/(tN) "
-                  "<= 4.25 for t >= 1, c, N >= 4"),
+                  "per bank) and t' + 4 more enter (zero fills, read-out); if t' <= t (the input's distinct "
+                  "distances) the ratio is <= 2 + 1/(tc) + 8/(tN) + 1/(Nc) + 4/(tNc) <= 4.57 for t >= 1, c, N >= 4"),
         Claim("thm4.5-layers", const=4, basis="proved", why="the program lists four layers"),
         Claim("based-rem3.3-layers", expect="context", values={p: 1}),
     )
@@ -336,7 +335,13 @@ class BaseConvInputDependent(Construction):
     def closed_form(cls, c: int, N: int, t: int | None = None) -> dict:
         if t is None:
             raise ValueError("t: the input-dependent sizes need the number of filters t")
-        return {"params": 2 * t * N * c + N + 8 * c, "layers": 4, "width": (2 * t + 1) * c}
+        # stored 2tNc + N + 8c; the layers' zero fills (t + 2: one per empty block of layer 3, one in layer 4)
+        # and decode's threshold and -1 fill bring t + 4 more (``bounds.observe``)
+        return {"params": 2 * t * N * c + N + 8 * c + t + 4, "layers": 4, "width": (2 * t + 1) * c}
+
+    @classmethod
+    def fixed_tables(cls, c: int, N: int) -> dict:
+        return {"E": torch.eye(c, dtype=torch.float64)}
 
     @classmethod
     def grid_constants(cls, point) -> dict:
@@ -363,6 +368,7 @@ class BaseConvInputDependent(Construction):
                 "reduce": ones, "spread": ones, "linear_sum": ones}
         for k in PROJECTIONS:
             setattr(self, k, frozen(init[k].clone()))  # (c,)
+        self.register_buffer("E", torch.eye(c_))  # (c, c) the one-hot token table
         self.layers = self._program((), None)  # the program of an input with no repeated key
 
     def _proj(self) -> dict:
@@ -415,8 +421,8 @@ class BaseConvInputDependent(Construction):
 
     # --- encode / decode ---------------------------------------------------------------------
     def encode(self, tokens) -> torch.Tensor:
-        """(B, n) -> (B, n, c): the one-hot u (no table: ``one_hot``)."""
-        return F.one_hot(self.check_tokens(tokens), self.vocab_size).to(self.linear_q.dtype)
+        """(B, n) -> (B, n, c): the one-hot u = E[x], E = I_c (a fixed table, ``fixed_tables``)."""
+        return self.E[self.check_tokens(tokens)]
 
     def decode(self, stream: torch.Tensor) -> torch.Tensor:
         """(B, n, d) -> (B, n): argmax of block 0 (the scores) where it exceeds 1/2, else -1."""
