@@ -9,6 +9,8 @@ PIP_FLAGS ?= -q
 # Extra flags for `make lab`, e.g. `make lab LAB_FLAGS=--allow-root` in a container running as root,
 # or `LAB_FLAGS="--no-browser --port 8899"`.
 LAB_FLAGS ?=
+# The student's folder that `make lab` fills and opens (git-ignored); another one: `make lab WORKSPACE=$$HOME/mqar` (make syntax: $$ is one $).
+WORKSPACE ?= workspace
 # The named Jupyter kernel of this environment (installed into .venv by `make kernel`; any JupyterLab that
 # looks at .venv/share/jupyter, or a user's own one after `make kernel KERNEL_PREFIX=--user`, lists it).
 KERNEL_NAME    := mqar_theory
@@ -21,7 +23,7 @@ JUPYTER_CONFIG := $(CURDIR)/.jupyter
 LOCK_VENV ?= build/lock-venv
 LOCK_FLAGS ?=
 
-.PHONY: all figures test lint lab kernel clean-notebooks clean lock venv
+.PHONY: all figures test lint lab kernel clean-notebooks clean lock venv workspace git-filter
 
 all: test
 
@@ -34,15 +36,22 @@ $(STAMP): pyproject.toml constraints.txt requirements.lock
 	$(BIN)/python -c "import torch, mqar_theory, papermill, seaborn, sympy; print('torch', torch.__version__)"
 	touch $(STAMP)
 
-venv: $(STAMP)
+venv: $(STAMP) git-filter
+
+## git's clean filter "notebook" (.gitattributes applies it to *.ipynb), registered in this clone: a notebook saved
+## with outputs by any Jupyter is compared and stored in its committed form, so `git status` stays clean. Outside a
+## git checkout (a tarball) there is nothing to register.
+git-filter:
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.notebook.clean "$(BIN)/python -m mqar_theory.cli notebook-filter"; fi
 
 ## Execute every notebook with papermill (CPU profile); figures go to figures/, executed copies to build/notebooks/,
 ## static HTML renderings to build/html/.
-figures: $(STAMP)
+figures: $(STAMP) git-filter
 	$(BIN)/python -m mqar_theory.cli notebooks
 
 ## ruff, the notebook structure check, and the test suite (notebooks in smoke mode).
-test: $(STAMP) lint
+test: $(STAMP) git-filter lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -52,10 +61,16 @@ lint: $(STAMP)
 kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install $(KERNEL_PREFIX) --name $(KERNEL_NAME) --display-name "$(KERNEL_DISPLAY)"
 
-## JupyterLab on notebooks/ with the project's kernel; as root: make lab LAB_FLAGS=--allow-root.
-## Saving strips outputs (.jupyter/jupyter_server_config.py), so a session leaves `git status` clean.
-lab: kernel
-	JUPYTER_CONFIG_PATH="$(JUPYTER_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_FLAGS)
+## The student's own copy: every notebook not yet in workspace/ (git-ignored) is copied there; copies already there
+## are kept. Fresh copies: `.venv/bin/mqar-theory workspace --reset [NAME]` (old ones go to workspace/.previous/).
+workspace: $(STAMP)
+	$(BIN)/python -m mqar_theory.cli workspace --dir "$(WORKSPACE)"
+
+## JupyterLab on workspace/ with the project's kernel; as root: make lab LAB_FLAGS=--allow-root.
+## Answers and outputs are saved there as they are (hand in the .ipynb, or `mqar-theory workspace --html`); the
+## tracked notebooks/ are what make figures and make test run, and stay clean.
+lab: kernel git-filter workspace
+	JUPYTER_CONFIG_PATH="$(JUPYTER_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(BIN)/jupyter lab --notebook-dir="$(WORKSPACE)" $(LAB_FLAGS)
 
 ## Regenerate requirements.lock from pyproject.toml (extras notebooks, dev) and constraints.txt with pip-compile.
 ## torch's local label (+cpu) is dropped: `torch==2.13.0` picks the CPU build here (constraints.txt), and

@@ -1,5 +1,5 @@
-"""Command line: ``python -m mqar_theory.cli {notebooks,train,check-bounds,sweep,check-records,check-notebooks,
-strip-notebooks}``.
+"""Command line: ``python -m mqar_theory.cli {notebooks,train,check-bounds,sweep,check-records,workspace,
+check-notebooks,strip-notebooks,notebook-filter}``.
 
 Each command is a thin wrapper over a library function that notebooks and scripts call directly. The console
 script ``mqar-theory`` is the same program. A user error (a bad value, an unknown mixer or notebook, a device that is
@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
                      help="DEVICE parameter (default: each notebook's own, 'auto')")
     run.add_argument("--log-output", action="store_true", help="stream cell output to the terminal")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="set a notebook parameter (repeatable), as papermill -p: VALUE is read as a Python "
+                     "literal (True, 3, 1e-3, 'x'), else taken as a string; a name the notebook does not declare is "
+                     "an error")
     tr = sub.add_parser("train", formatter_class=fmt, epilog=TRAIN_EPILOG,
                         help="train one model on MQAR (run_mqar) and print its metrics as JSON")
     tr.add_argument("--mixer", default="attention", help="registered mixer name (see mqar_theory.mixers.MIXERS)")
@@ -67,21 +71,34 @@ def main(argv: list[str] | None = None) -> int:
                     help="also retrain this record on the CPU and compare it bitwise (repeatable)")
     cr.add_argument("--threads", type=int, default=1, help="torch threads of a rerun")
     cr.add_argument("--verbose", action="store_true", help="one line per record")
+    ws = sub.add_parser("workspace", formatter_class=fmt,
+                        help="copy the notebooks into workspace/ (git-ignored), where a student edits and runs them; "
+                        "copies already there are kept unless --reset")
+    ws.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
+    ws.add_argument("--reset", action="store_true",
+                    help="replace the workspace copies by fresh ones (the old ones go to workspace/.previous/)")
+    ws.add_argument("--dir", default=None, help="the workspace folder (default: workspace/ in the repository)")
+    ws.add_argument("--html", action="store_true",
+                    help="instead, export the workspace notebooks, with their saved outputs, to workspace/html/")
     sub.add_parser("check-notebooks", help="exactly one parameters cell and no committed outputs")
     sub.add_parser("strip-notebooks", help="remove outputs and execution counts (keeps tags)")
+    sub.add_parser("notebook-filter", help="git's clean filter for notebooks (installed by make): a notebook on stdin, "
+                   "its committed form on stdout")
     sw = sub.add_parser("sweep", formatter_class=fmt,
                         help="run or resume a sweep (a YAML spec under sweeps/), one JSON record per run")
     _sweep_arguments(sw)
     args = ap.parse_args(argv)
 
     if args.cmd == "notebooks":
-        params = {}
+        params = {name: _literal(value) for name, value in args.parameter}
         if args.smoke:
             params["SMOKE"] = True
         if args.device:
             params["DEVICE"] = args.device
         try:  # every argument is checked before the first notebook runs
             paths = nbs.select_notebooks(args.names)
+            for p in paths:
+                nbs.check_parameters(p, params)
             if args.device == "cuda":
                 _check_device(args.device)
         except ValueError as e:
@@ -99,6 +116,23 @@ def main(argv: list[str] | None = None) -> int:
         return _check_bounds(args)
     if args.cmd == "check-records":
         return _check_records(args)
+    if args.cmd == "workspace":
+        from pathlib import Path
+
+        from .workspace import WORKSPACE_DIR, export_html, prepare_workspace
+
+        folder = WORKSPACE_DIR if args.dir is None else Path(args.dir)
+        try:
+            if args.html:
+                for page in export_html(args.names, directory=folder):
+                    print(f"wrote {page}")
+                return 0
+            actions = prepare_workspace(args.names, reset=args.reset, directory=folder)
+        except ValueError as e:
+            return _user_error(e)
+        for name, action in actions.items():
+            print(f"{action:>6}: {folder / name}")
+        return 0
     if args.cmd == "check-notebooks":
         bad = {p.name: nbs.check_structure(p) for p in nbs.notebook_paths()}
         bad = {k: v for k, v in bad.items() if v}
@@ -109,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         from .sweep.cli import main as sweep_main
 
         return sweep_main(args)
+    if args.cmd == "notebook-filter":
+        data = sys.stdin.buffer.read()
+        sys.stdout.buffer.write(nbs.filtered(data))
+        return 0
     if args.cmd == "strip-notebooks":
         for p in nbs.notebook_paths():
             if nbs.strip_outputs(p):
@@ -140,6 +178,16 @@ def _sweep_arguments(sp) -> None:
     sp.add_argument("--gpus-per-run", type=float, default=None, help="GPU fraction per Ray task (default 0.25)")
     sp.add_argument("--retrain", action="store_true", help="retrain every run (same as MQAR_RETRAIN=1)")
     sp.add_argument("--dry-run", action="store_true", help="validate and list the runs; train nothing")
+
+
+def _literal(text: str):
+    """A ``-p`` value: a Python literal when it parses as one (True, 3, 1e-3, 'x'), else the string itself."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _user_error(e: Exception) -> int:

@@ -27,7 +27,9 @@ lookup over every ordering of small width sets. Numeric checks are in float64.
 
 ``run_exercise(name, answer, use_solution=False)`` is what the notebook calls: it checks ``answer``; an answer that
 still raises ``NotImplementedError`` (an untouched stub) is reported as not attempted and the reference solution is
-checked in its place, so "Run all" (and papermill under ``make figures``) goes through; a *wrong* answer fails.
+checked in its place, so "Run all" (and papermill under ``make figures``) goes through; a *wrong* answer fails
+with ``ExerciseFailed`` (an ``AssertionError``), which a notebook shows as a short verdict (what was checked, the
+counterexample, a hint: ``HINTS``) instead of a traceback through the checker.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from .data import make_mqar, mqar_oracle
 from .mixers.linear_bias_attention import linear_bias_attention
 from .utils import is_int, is_number
 
-__all__ = ["EXERCISES", "SOLUTIONS", "check", "run_exercise", "Outcome", "show_solution",
+__all__ = ["EXERCISES", "SOLUTIONS", "check", "run_exercise", "Outcome", "show_solution", "ExerciseFailed",
+           "CHECKED", "HINTS",
            "check_mqar_oracle", "check_baseconv", "check_attention_h27", "check_smallest_width",
            "solution_mqar_oracle", "solution_baseconv", "solution_attention_h27", "solution_smallest_width",
            "h27_encoding", "h27_forward", "h27_predict", "H27_WEIGHTS", "mqar_shaped_sequences",
@@ -460,10 +463,12 @@ CELLS = {
 
 
 def cell_accuracy(d_model: int, *, seq_len: int, num_kv_pairs: int, vocab_size: int, device="cpu", seed: int = 0,
-                  epochs: int = 20, lr: float = 1e-2, num_train: int = 1000, num_test: int = 200) -> dict:
+                  epochs: int = 20, lr: float = 1e-2, num_train: int = 1000, num_test: int = 200,
+                  progress: bool = False) -> dict:
     """Train a 2-layer BaseConv ([3, -1]: a short then a long filter) of width ``d_model`` on one MQAR cell with
     ``mqar_theory.train.run_mqar`` and return its record (``test_accuracy``, ``train_accuracy``, ``steps``,
-    ``seconds``, ...). A short budget: ``num_train`` fixed examples, ``epochs`` epochs of batch 32, init std 0.1."""
+    ``seconds``, ...). A short budget: ``num_train`` fixed examples, ``epochs`` epochs of batch 32, init std 0.1;
+    ``progress`` shows the run's tqdm bar."""
     from .train import run_mqar
 
     if not (is_int(d_model) and d_model >= 1):
@@ -473,7 +478,7 @@ def cell_accuracy(d_model: int, *, seq_len: int, num_kv_pairs: int, vocab_size: 
     return run_mqar("baseconv", d_model=int(d_model), n_layers=2,
                     mixer_kwargs=[{"kernel_size": 3}, {"kernel_size": -1}], vocab_size=vocab_size, seq_len=seq_len,
                     num_kv_pairs=num_kv_pairs, num_train=num_train, num_test=num_test, lr=lr, init_std=0.1,
-                    epochs=epochs, batch_size=32, seed=seed, data_seed=seed, device=device, progress=False)
+                    epochs=epochs, batch_size=32, seed=seed, data_seed=seed, device=device, progress=bool(progress))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -501,6 +506,46 @@ def check(name: str, answer: Callable) -> int:
     return EXERCISES[_name(name)](answer)
 
 
+#: what each checker compares an answer with, in one line (the first line of a failed verdict)
+CHECKED = {
+    "mqar_oracle": "your oracle against a dictionary lookup (Definition 3.1) on MQAR instances",
+    "baseconv": "your y against eq. (1) computed tap by tap, float64, on random u, W, b1, b2, h",
+    "attention_h27": "your weights *run* as two linear-bias attention layers on MQAR instances, answers against the "
+                     "dictionary oracle",
+    "smallest_width": "your search against a table of accuracies, over every ordering of small width sets",
+}
+#: one hint per exercise, shown under the counterexample
+HINTS = {
+    "mqar_oracle": "the answer comes from the *first* earlier occurrence j < i of x[i], and is x[j + 1]; "
+                   "-1 when x[i] has not occurred before",
+    "baseconv": "(h * u)[i] = sum over k <= i of h[k] * u[i - k], channel by channel (causal: no future u); "
+                "b1 and b2 are added before the product",
+    "attention_h27": "layer 1 needs no scores: its bias B1[i, i-1] = 1 copies slot i-1's key block into slot i "
+                     "(beside that slot's value); layer 2 scores the query block against those copied keys and "
+                     "reads the value blocks (Prop H.27, App. H)",
+    "smallest_width": "try the widths from the smallest up and stop at the first that solves; train each width "
+                      "once, and none above the answer",
+}
+
+
+class ExerciseFailed(AssertionError):
+    """A wrong answer: ``str(e)`` is the verdict block; in IPython (``_render_traceback_``) the notebook shows the
+    block alone, not ~35 lines of traceback through the checker."""
+
+    def __init__(self, name: str, detail: str):
+        self.name, self.detail = name, detail
+        lines = [f"✗ {name}: your answer is wrong", f"  checked:        {CHECKED[name]}"]
+        detail_lines = detail.splitlines() or [""]
+        lines.append(f"  counterexample: {detail_lines[0]}")
+        lines += [f"                  {ln.strip()}" for ln in detail_lines[1:]]
+        lines.append(f"  hint:           {HINTS[name]}")
+        lines.append(f"  (the reference: show_solution({name!r}); fresh copy: mqar-theory workspace --reset 00)")
+        super().__init__("\n".join(lines))
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What ``run_exercise`` checked: ``answer`` is the function that passed (yours, or the reference)."""
@@ -520,7 +565,8 @@ def run_exercise(name: str, answer: Callable, use_solution: bool = False, verbos
 
     Decision (so that "Run all" and papermill go through while the reader's copy starts with stubs): an answer
     that raises ``NotImplementedError`` is an untouched stub; it is reported as not attempted and the reference
-    solution is checked in its place. A wrong answer raises the checker's ``AssertionError``.
+    solution is checked in its place. A wrong answer raises ``ExerciseFailed`` (an ``AssertionError``) holding
+    the checker's message as the counterexample, with what was checked and a hint.
     """
     _name(name)
     if not isinstance(use_solution, bool):
@@ -535,6 +581,10 @@ def run_exercise(name: str, answer: Callable, use_solution: bool = False, verbos
             return out
         except NotImplementedError as e:
             note = f"· {name}: your function is still a stub ({e or 'NotImplementedError'}); "
+        except ExerciseFailed:
+            raise
+        except AssertionError as e:
+            raise ExerciseFailed(name, str(e)) from None
     n = check(name, SOLUTIONS[name])
     msg = (note or f"· {name}: USE_SOLUTIONS is set; ") + f"checked the reference solution instead: {n} instances"
     out = Outcome(name, SOLUTIONS[name], "reference", n, msg)

@@ -36,6 +36,7 @@ from .utils import is_int
 __all__ = ["instance_tokens", "build_construction", "instance_trace", "token_roles", "decode_blocks",
            "instance_trace_table", "plot_stream", "InstanceExplorer", "instance_explorer", "RESULTS_DIR",
            "results_profiles", "default_profile", "results_frame", "results_choices", "plot_results", "ResultsExplorer",
+           "png_size", "RESULTS_FIGSIZE", "RESULTS_DPI",
            "results_explorer", "figure_png"]
 
 RESULTS_DIR = REPO_ROOT / "results"
@@ -206,7 +207,7 @@ class InstanceExplorer:
         self.N = W.BoundedIntText(value=N, min=4, max=64, step=2, description="N")
         self.K = W.BoundedIntText(value=K, min=1, max=16, description="K")
         self.seed = W.BoundedIntText(value=seed, min=0, max=10**6, description="seed")
-        self.image = W.Image(format="png")
+        self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
         self.html = W.HTML()
         self.status = W.HTML()
         self.widget = W.VBox([self.layer, W.HBox([self.construction, self.seed]), W.HBox([self.c, self.N, self.K]),
@@ -304,6 +305,17 @@ def results_choices(df: pd.DataFrame, model: str | None = None) -> dict[str, lis
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+#: the results explorer's figure (inches) and resolution: drawn at about the size JupyterLab shows it (about
+#: 1,050 px wide), and the image widget is given that width, so the browser neither stretches nor blurs it
+RESULTS_FIGSIZE = (8.0, 5.0)
+RESULTS_DPI = 150
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of PNG bytes, read from the IHDR chunk."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("png: not PNG bytes (no PNG signature and IHDR chunk)")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 def plot_results(df: pd.DataFrame, model: str, N: int, metric: str = "test_accuracy", ax=None):
@@ -320,7 +332,7 @@ def plot_results(df: pd.DataFrame, model: str, N: int, metric: str = "test_accur
     if sub.empty:
         raise ValueError(f"model={model!r}, N={N!r}: no records; the choices are {results_choices(df)}")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        fig, ax = plt.subplots(figsize=RESULTS_FIGSIZE)
     else:
         fig = ax.figure
     best = select_best(sub.assign(hash=range(len(sub))), metric=metric).groupby("d_model")[metric].mean()
@@ -343,8 +355,9 @@ def plot_results(df: pd.DataFrame, model: str, N: int, metric: str = "test_accur
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("model width d")
     ax.set_ylabel(metric.replace("_", " "))
-    mixer = sub["mixer"].iloc[0]
-    ax.set_title(f"{model} ({mixer}), N = {N}", color=MIXER_COLORS.get(model, "black"))
+    mixer = str(sub["mixer"].iloc[0])
+    named = model if mixer in (model, "") else f"{model} ({mixer} mixer)"  # "attention (attention)" says it twice
+    ax.set_title(f"{named}, N = {N}", color=MIXER_COLORS.get(model, "black"))
     ax.legend(fontsize=7, loc="lower right")
     return fig
 
@@ -371,7 +384,7 @@ class ResultsExplorer:
         self.model = W.Dropdown(description="model")
         self.N = W.Dropdown(description="N")
         self.metric = W.Dropdown(options=["test_accuracy", "train_accuracy"], value=metric, description="metric")
-        self.image = W.Image(format="png")
+        self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
         self.html = W.HTML()
         self.widget = W.VBox([W.HBox([self.profile, self.model]), W.HBox([self.N, self.metric]), self.image,
                               self.html])
@@ -414,7 +427,9 @@ class ResultsExplorer:
             return
         f = self.frame
         self.table = f[(f["model"] == self.model.value) & (f["seq_len"] == self.N.value)].reset_index(drop=True)
-        self.image.value = figure_png(self.figure())
+        png = figure_png(self.figure(), dpi=RESULTS_DPI)
+        self.image.value = png
+        self.image.width = str(png_size(png)[0])  # shown at its own pixel width: not stretched
         self.html.value = self.table.to_html(index=False, float_format=lambda v: f"{v:.3g}")
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["NotebookFailed", "notebook_paths", "select_notebooks", "run_notebook", "run_notebooks", "check_structure",
-           "strip_outputs", "clean_notebook", "saved_form", "strip_before_save", "render_html", "KERNELSPEC"]
+           "strip_outputs", "clean_notebook", "saved_form", "strip_before_save", "render_html", "KERNELSPEC",
+           "parameter_names", "check_parameters", "check_injected_parameters", "filtered"]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -71,6 +73,65 @@ def notebook_paths(directory: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(Path(directory).glob("[0-9][0-9]_*.ipynb"))
 
 
+def _assigned_names(source: str) -> list[str]:
+    """Names a cell's source assigns at top level (``X = 1`` and ``X: int = 1``), in order."""
+    import ast
+
+    names = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def parameter_names(path) -> list[str]:
+    """The parameters a notebook declares: the names its ``parameters`` cell assigns (in order)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    cells = [c for c in nb.get("cells", []) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"path={str(path)!r}: has {len(cells)} cells tagged 'parameters' (want exactly one)")
+    return _assigned_names("".join(cells[0].get("source", "")))
+
+
+def check_parameters(path, parameters: dict | None) -> None:
+    """``ValueError`` naming the unknown ones and the known ones when ``parameters`` has a name the notebook's
+    parameters cell does not declare (papermill itself only warns, then runs with the defaults)."""
+    known = parameter_names(path)
+    unknown = sorted(set(parameters or {}) - set(known))
+    if unknown:
+        raise ValueError(f"parameters: {', '.join(unknown)} unknown to {Path(path).name}; its parameters are "
+                         f"{', '.join(known)}")
+
+
+#: the first line of the cell papermill injects after the parameters cell (its Python translator's comment)
+INJECTED_HEADER = "# Parameters"
+
+
+def check_injected_parameters(history=None) -> None:
+    """The same check from inside a running notebook, for a plain ``papermill -p NAME VALUE``: called in the cell
+    after the parameters cell, it reads the kernel's input history (IPython's ``In``; or ``history``, a list of
+    cell sources, oldest first). When the previous cell is papermill's injected one (it starts with
+    ``# Parameters``), every name it assigns must be assigned by the cell before it (the notebook's parameters
+    cell), else ``ValueError`` naming the unknown and the known parameters. In an interactive session there is no
+    injected cell, and outside IPython no history: nothing is checked."""
+    if history is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+        history = shell.user_ns.get("In", []) if shell is not None else []
+    cells = [c for c in history if isinstance(c, str) and c.strip()]
+    if len(cells) < 3 or not cells[-2].lstrip().startswith(INJECTED_HEADER):
+        return
+    injected, known = _assigned_names(cells[-2]), _assigned_names(cells[-3])
+    unknown = sorted(set(injected) - set(known))
+    if unknown:
+        raise ValueError(f"parameters: {', '.join(unknown)} unknown to this notebook; its parameters are "
+                         f"{', '.join(known)}")
+
+
 def run_notebook(path, out_path=None, parameters: dict | None = None, log_output: bool = False,
                  threads: int | None = None, publish: bool | None = None) -> Path:
     """Execute one notebook with papermill in its own folder; return the executed copy's path.
@@ -95,6 +156,7 @@ def run_notebook(path, out_path=None, parameters: dict | None = None, log_output
     path = Path(path).resolve()
     if not path.is_file():
         raise ValueError(f"path={str(path)!r}: no such notebook")
+    check_parameters(path, parameters)
     params = {"PROGRESS": False, **(parameters or {})}
     smoke = bool(params.get("SMOKE"))
     if smoke and params.get("FIG_DIR") in (None, ""):
@@ -153,10 +215,14 @@ def run_notebooks(names: list[str] | None = None, parameters: dict | None = None
     paths = select_notebooks(names) if paths is None else list(paths)
     if html_dir is None:
         html_dir = SMOKE_HTML_DIR if (parameters or {}).get("SMOKE") else HTML_DIR
+    for p in paths:  # every notebook's parameters are checked before the first one runs
+        check_parameters(p, parameters)
     done = []
     for p in paths:
         print(f"running {p.name} ...", flush=True)
+        start = time.perf_counter()
         out = run_notebook(p, parameters=parameters, log_output=log_output)
+        print(f"  {p.name}: {time.perf_counter() - start:.0f} s", flush=True)
         if html and out.is_file():  # papermill always writes it; a stand-in executor (tests) may not
             render_html(out, html_dir)
         done.append(out)
@@ -233,15 +299,37 @@ def clean_notebook(nb: dict) -> dict:
 
 
 def saved_form(nb: dict) -> str:
-    """The text of ``nb`` cleaned (``clean_notebook``, on a copy) and written as Jupyter writes notebooks
-    (``nbformat.write``: sorted keys, one-space indent, sources as lists of lines, a final newline)."""
+    """The text of ``nb`` cleaned (``clean_notebook``, on a copy) and written as a Jupyter server writes a save.
+
+    A save from JupyterLab reaches the server with every source as one string, and nbformat writes it (v4's JSON
+    writer: sources split into lines, transient metadata dropped, sorted keys, one-space indent, non-ASCII kept),
+    so a source stored as ``["text\\n", ""]`` comes back as ``["text\\n"]``. The same steps are done here in plain
+    ``json`` (nbformat's import takes seconds, too slow for git's clean filter); tests/test_workspace.py saves every
+    tracked notebook through jupyter_server's contents managers and finds these bytes."""
     import copy
 
-    import nbformat
+    nb = clean_notebook(copy.deepcopy(dict(nb)))
+    meta = nb.get("metadata", {})
+    for key in ("orig_nbformat", "orig_nbformat_minor", "signature"):
+        meta.pop(key, None)
+    for cell in nb.get("cells", []):
+        cell.get("metadata", {}).pop("trusted", None)
+        if "source" in cell:
+            cell["source"] = _lines(cell["source"])
+        for attachment in cell.get("attachments", {}).values():
+            for key in [k for k in attachment if _split_mime(k)]:
+                attachment[key] = _lines(attachment[key])
+    return json.dumps(nb, indent=1, sort_keys=True, separators=(",", ": "), ensure_ascii=False) + "\n"
 
-    node = nbformat.from_dict(clean_notebook(copy.deepcopy(nb)))
-    text = nbformat.writes(node, version=nbformat.NO_CONVERT)
-    return text if text.endswith("\n") else text + "\n"
+
+def _lines(text) -> list[str]:
+    """A source (a string, or a list of pieces) as nbformat stores it: joined, then split after each newline."""
+    return ("".join(text) if isinstance(text, list) else str(text)).splitlines(True)
+
+
+def _split_mime(key: str) -> bool:
+    """Mime types whose strings nbformat stores as lists of lines."""
+    return key.startswith("text/") or key in ("application/javascript", "image/svg+xml")
 
 
 def strip_before_save(model: dict, path: str, contents_manager, **kwargs) -> None:
@@ -257,6 +345,21 @@ def strip_before_save(model: dict, path: str, contents_manager, **kwargs) -> Non
     if not target.is_relative_to(NOTEBOOK_DIR.resolve()):
         return
     clean_notebook(model["content"])
+
+
+def filtered(data: bytes) -> bytes:
+    """git's clean filter (``mqar-theory notebook-filter``, which ``make`` registers in the clone as filter
+    ``notebook``, applied to ``*.ipynb`` by ``.gitattributes``): a notebook's bytes in, its saved form out, so a
+    notebook saved with outputs from any Jupyter (without the project's pre-save hook) is stored, and compared by
+    ``git status``, without them. Bytes that are not a notebook pass through unchanged: a filter never loses
+    content."""
+    try:
+        nb = json.loads(data.decode("utf-8"))
+        if not isinstance(nb, dict) or "cells" not in nb:
+            return data
+        return saved_form(nb).encode("utf-8")
+    except Exception:  # not JSON, not a notebook nbformat can read: leave it to git as it is
+        return data
 
 
 def strip_outputs(path) -> bool:

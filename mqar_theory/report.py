@@ -1,18 +1,37 @@
-"""The generated results page ``docs/results.md``: one section per notebook, written through this module.
+"""The generated results page ``docs/results.md``: a summary of the paper's claims, then one section per notebook.
 
-``write_results_section(name, title, body, smoke)`` replaces the section ``name`` of
+``write_results_section(name, title, body, smoke, findings=..., figures=...)`` replaces the section ``name`` of
 ``publish_dir(smoke) / "docs" / "results.md"`` (the repository's ``docs/results.md`` only under ``make figures``;
 ``build/smoke/...`` for a smoke run, ``build/interactive/...`` from JupyterLab), or adds it. Each section sits
 between the lines ``<!-- results:NAME:begin -->`` and ``<!-- results:NAME:end -->``.
 
+**Findings.** A notebook passes the paper's claims it checks as ``Finding`` records: the claim in the paper's words
+(with its section of Zoology, arXiv 2312.04927), what was measured, the figure that shows it, and its ``Check``
+rows, one per scope (model, budget, profile), each holding the notebook's own measured verdict (``holds``: True,
+False, or None where the claim cannot be measured here) and, when it does not hold, the reason. The verdict is
+*computed* from the checks, never typed in (``Finding.verdict``):
+
+- **reproduced**: every check holds;
+- **in trend**: some hold, the others do not (each with its reason);
+- **not seen at this scale**: none holds and at least one was measured not to hold;
+- **not reproducible here**: none could be measured (e.g. Table 2 needs Pile pretraining).
+
+A check that does not hold without a reason is a ValueError. The findings are stored in their section as one
+machine-read comment line (``<!-- findings: [...] -->``, JSON), so the page's opening summary table is rebuilt
+from every section's findings on each write, whichever notebook wrote last. ``declared_checks`` builds the checks
+from a notebook's measured claim records and its ``DECLARED`` dictionary (``sweep.analysis.check_declared``).
+
 Decisions:
 
 - **Order.** Sections are kept sorted by name, so the file's bytes do not depend on which notebook ran first or
-  whether one was rerun alone. Name a section after its notebook (``04_figure2``, ``05_input_dependence``) and the
-  page follows the teaching path.
-- **Generated, not edited.** The file is rebuilt from a fixed header and its sections on every write: text a person
-  added between sections is dropped (the header says so). A begin marker without its end, or a name given twice,
-  is an error rather than a guess.
+  whether one was rerun alone. Sections are named after their notebook (``04_figure2``, ``05_input_dependence``),
+  so the page follows the teaching path. Names in ``RETIRED_SECTIONS`` (an older name of a section) are dropped.
+- **Layout of a section.** Heading; the findings (claim, verdict, reason); the figures (``figures``, embedded as
+  ``../figures/NAME.png``, relative to ``docs/``, which is where ``figure_dir`` writes next to each results page);
+  then the notebook's body. Long tables go in ``folded(...)`` (an HTML ``<details>`` block).
+- **Generated, not edited.** The file is rebuilt from a fixed header, the summary and its sections on every
+  write: text a person added between sections is dropped (the header says so). A begin marker without its end, or
+  a name given twice, is an error rather than a guess.
 - **Deterministic.** No timestamps, no versions, ``\\n`` line ends, UTF-8; the same calls give the same bytes.
 - **Atomic.** The new text goes to a temporary file in the same folder, then ``os.replace``: a reader (or a crash)
   sees the old file or the new one, never half of one. Concurrent writers are not serialised (``make figures`` runs
@@ -24,11 +43,14 @@ neither torch nor pandas.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +59,9 @@ from mqar_theory.plotting import publish_dir
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["write_results_section", "markdown_table", "results_path", "read_results_sections", "RESULTS_HEADER"]
+__all__ = ["write_results_section", "markdown_table", "results_path", "read_results_sections", "RESULTS_HEADER",
+           "Check", "Finding", "VERDICTS", "declared_checks", "read_findings", "summary_table", "folded",
+           "figure_markdown", "RETIRED_SECTIONS"]
 
 _NAME_RE = re.compile(r"[a-z0-9_-]+")
 _SECTION_RE = re.compile(
@@ -45,6 +69,12 @@ _SECTION_RE = re.compile(
     flags=re.M | re.S,
 )
 _MARKER_RE = re.compile(r"<!-- results:([^:\s]*):(begin|end) -->")
+_FINDINGS_RE = re.compile(r"^<!-- findings: (?P<json>\[.*\]) -->$", flags=re.M)
+
+#: the verdicts of ``Finding.verdict``, strongest first
+VERDICTS = ("reproduced", "in trend", "not seen at this scale", "not reproducible here")
+#: section names a notebook wrote before it was renamed after the notebook; dropped when the page is rewritten
+RETIRED_SECTIONS = ("figure2",)
 
 RESULTS_HEADER = (
     "# Results\n"
@@ -52,9 +82,19 @@ RESULTS_HEADER = (
     "<!-- Generated by the notebooks under `make figures` (mqar_theory.report.write_results_section):"
     " do not edit by hand. -->\n"
     "\n"
-    "This page is generated by the notebooks under `make figures`; do not edit it by hand, edit the notebook and"
-    " rerun. Each section holds the tables a notebook computed and the claims it asserted (a notebook stops"
-    " `make figures` when a claim fails, so every claim listed here held in the run that wrote it).\n"
+    "What notebooks 04–06 measured of the claims of Zoology (Arora, Eyuboglu et al., arXiv 2312.04927), at the"
+    " scale of their committed records (CPU-sized tasks and budgets, smaller than the paper's). The summary below"
+    " lists each claim a notebook checks, what it measured and a verdict: **reproduced** (the claim holds wherever"
+    " it was checked), **in trend** (it holds in some of the checked models, budgets or profiles and not in the"
+    " others), **not seen at this scale** (measured, and it does not hold here), **not reproducible here** (it"
+    " cannot be measured with what this project trains, e.g. Pile language models). The verdict is computed from"
+    " the notebook's own claim records, and every claim that does not hold says why. Each notebook also declares,"
+    " per claim, whether it holds at this scale or why not, and stops `make figures` when a rerun disagrees with"
+    " its declaration, so this page always matches the records it was drawn from. The sections follow, in"
+    " notebook order, with their figures and tables (long ones folded).\n"
+    "\n"
+    "This page is generated by the notebooks under `make figures`; do not edit it by hand: edit the notebook and"
+    " rerun.\n"
 )
 
 
@@ -63,10 +103,180 @@ def results_path(smoke: bool = False) -> Path:
     return publish_dir(smoke) / "docs" / "results.md"
 
 
-def _check_name(name: object) -> str:
+def _check_name(name: object, what: str = "name") -> str:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ValueError(f"name must match [a-z0-9_-]+ (lower-case letters, digits, '_' or '-'), got {name!r}")
+        raise ValueError(f"{what} must match [a-z0-9_-]+ (lower-case letters, digits, '_' or '-'), got {name!r}")
     return name
+
+
+def _check_line(value: object, what: str, empty: bool = False) -> str:
+    if not isinstance(value, str) or "\n" in value or "\r" in value or (not empty and not value.strip()):
+        raise ValueError(f"{what} must be a {'' if empty else 'non-empty '}single-line str, got {value!r}")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Check:
+    """One scope of a claim (a model, a budget k, a profile) with the notebook's measured verdict.
+
+    ``holds``: True, False, or None where it cannot be measured here; ``reason``: why it does not hold (required
+    unless ``holds`` is True; a notebook's ``DECLARED`` reason or its claim record's ``detail``)."""
+
+    scope: str
+    holds: bool | None
+    reason: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "scope", _check_line(self.scope, "Check.scope", empty=True))
+        holds = self.holds
+        if type(holds).__module__ == "numpy" and type(holds).__name__ in ("bool_", "bool"):  # from a DataFrame
+            holds = bool(holds)
+        if holds is not None and not isinstance(holds, bool):
+            raise ValueError(f"Check.holds must be True, False or None, got {self.holds!r} (scope {self.scope!r})")
+        object.__setattr__(self, "holds", holds)
+        reason = _check_line(self.reason, "Check.reason", empty=True)
+        if holds is not True and not reason:
+            raise ValueError(f"Check.reason: a check that does not hold (holds={holds}) must say why "
+                             f"(scope {self.scope!r})")
+        object.__setattr__(self, "reason", reason if holds is not True else "")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One claim of the paper as a notebook checked it; ``verdict`` and ``reason`` are computed from ``checks``.
+
+    ``claim``: the claim in the paper's words with where it is made (one line); ``measured``: what the notebook
+    measured (one line, may be empty); ``checks``: at least one ``Check``; ``figure``: the name of the figure that
+    shows it (``figures/NAME.png``), or ""."""
+
+    claim: str
+    measured: str
+    checks: tuple[Check, ...]
+    figure: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "claim", _check_line(self.claim, "Finding.claim"))
+        object.__setattr__(self, "measured", _check_line(self.measured, "Finding.measured", empty=True))
+        checks = tuple(self.checks) if isinstance(self.checks, Iterable) else None
+        if not checks or not all(isinstance(c, Check) for c in checks):
+            raise ValueError(f"Finding.checks must be a non-empty sequence of Check, got {self.checks!r} "
+                             f"(claim {self.claim!r})")
+        object.__setattr__(self, "checks", checks)
+        if self.figure != "":
+            _check_name(self.figure, "Finding.figure")
+
+    @property
+    def verdict(self) -> str:
+        """reproduced / in trend / not seen at this scale / not reproducible here (module docstring)."""
+        held = [c.holds for c in self.checks]
+        if all(h is True for h in held):
+            return "reproduced"
+        if any(h is True for h in held):
+            return "in trend"
+        if any(h is False for h in held):
+            return "not seen at this scale"
+        return "not reproducible here"
+
+    @property
+    def reason(self) -> str:
+        """The reasons of the checks that do not hold, "scope: reason", scopes sharing a reason joined ("" when
+        reproduced); a finding of one check whose reason names its scope gives the reason alone."""
+        if len(self.checks) == 1 and self.checks[0].scope in self.checks[0].reason:  # the reason names it already
+            return self.checks[0].reason
+        by_reason: dict[str, list[str]] = {}
+        for c in self.checks:
+            if c.holds is not True:
+                by_reason.setdefault(c.reason, []).append(c.scope)
+        parts = []
+        for why, scopes in by_reason.items():
+            named = ", ".join(s for s in scopes if s)
+            parts.append(f"{named}: {why}" if named else why)
+        return "; ".join(parts)
+
+    def to_json(self) -> dict:
+        return {"claim": self.claim, "measured": self.measured, "figure": self.figure,
+                "checks": [[c.scope, c.holds, c.reason] for c in self.checks]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Finding:
+        return cls(data["claim"], data["measured"], tuple(Check(*c) for c in data["checks"]), data.get("figure", ""))
+
+
+def declared_checks(measured: Mapping, declared: Mapping, details: Mapping | None = None,
+                    keys: Iterable | None = None, scope=None) -> list[Check]:
+    """``Check`` rows from a notebook's claim records: for each key (default: every key of ``measured``, in
+    order), ``holds`` is the measured verdict and, where it does not hold, the reason is the notebook's
+    ``DECLARED`` string for the key (the reason it declared the claim does not hold at this scale), else the
+    record's ``details`` text. ``scope(key)`` names the scope (default: the key's last item for a tuple key)."""
+    if not isinstance(measured, Mapping) or not isinstance(declared, Mapping):
+        raise ValueError("measured and declared must be mappings (key -> True/False/None, key -> True/reason)")
+    details = details or {}
+    keys = list(measured) if keys is None else list(keys)
+    missing = [k for k in keys if k not in measured]
+    if missing:
+        raise ValueError(f"keys: {missing} are not measured (measured has {list(measured)})")
+    if scope is None:
+        def scope(key):
+            return str(key[-1]) if isinstance(key, tuple) else str(key)
+    checks = []
+    for key in keys:
+        want = declared.get(key)
+        reason = want if isinstance(want, str) else str(details.get(key, ""))
+        checks.append(Check(scope(key), measured[key], reason))
+    return checks
+
+
+def figure_markdown(name: str) -> str:
+    """The markdown that embeds ``figures/NAME.png`` in a results page (``docs/``: ``../figures/NAME.png``)."""
+    _check_name(name, "figure")
+    return f"![{name}](../figures/{name}.png)"
+
+
+def folded(summary: str, text: str) -> str:
+    """``text`` (markdown) inside an HTML ``<details>`` block titled ``summary``: shown folded on GitHub."""
+    summary = _check_line(summary, "summary")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str (markdown), got {type(text).__name__}")
+    return f"<details><summary>{summary}</summary>\n\n{text.strip(chr(10))}\n\n</details>"
+
+
+def read_findings(section_text: str) -> list[Finding]:
+    """The findings a section stores (its ``<!-- findings: [...] -->`` line), in order; [] when it has none."""
+    found = _FINDINGS_RE.findall(section_text)
+    if len(found) > 1:
+        raise ValueError("a results section holds more than one findings line")
+    return [Finding.from_json(d) for d in json.loads(found[0])] if found else []
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def summary_table(findings: Sequence[tuple[str, Finding]]) -> str:
+    """The page's opening table: one row per ``(section name, Finding)``, in the order given."""
+    if not findings:
+        return "_No notebook has recorded its claims yet._"
+    lines = ["| notebook | the paper's claim | what we measured | verdict | why (where not reproduced) | figure |",
+             "|---|---|---|---|---|---|"]
+    for section, f in findings:
+        fig = f"[{f.figure}](../figures/{f.figure}.png)" if f.figure else ""
+        lines.append(f"| {section.split('_')[0]} | {_md(f.claim)} | {_md(f.measured)} | **{f.verdict}** | "
+                     f"{_md(f.reason)} | {fig} |")
+    return "\n".join(lines)
+
+
+def _findings_markdown(findings: Sequence[Finding]) -> str:
+    rows = []
+    for f in findings:
+        line = f"- **{f.verdict}**: {f.claim}"
+        if f.measured:
+            line += f"\n  - measured: {f.measured}"
+        if f.reason:
+            line += f"\n  - why {'not' if f.verdict != 'in trend' else 'not everywhere'}: {f.reason}"
+        rows.append(line)
+    blob = json.dumps([f.to_json() for f in findings], ensure_ascii=True, separators=(",", ":"))
+    blob = blob.replace(">", "\\u003e")  # a '>' can only sit inside a JSON string; '-->' would end the comment
+    return f"<!-- findings: {blob} -->\n\n### Claims\n\n" + "\n".join(rows)
 
 
 def read_results_sections(text: str) -> dict[str, str]:
@@ -89,18 +299,29 @@ def read_results_sections(text: str) -> dict[str, str]:
     return sections
 
 
-def _section_inner(title: str, body: str) -> str:
-    """The text between a section's markers: its heading, a blank line, the body, a blank line."""
+def _section_inner(title: str, body: str, findings: Sequence[Finding] = (), figures: Sequence[str] = ()) -> str:
+    """The text between a section's markers: its heading, the findings, the figures, the body (blank lines
+    between, one after)."""
+    parts = [f"## {title}"]
+    if findings:
+        parts.append(_findings_markdown(findings))
+    if figures:
+        parts.append("\n\n".join(figure_markdown(f) for f in figures))
     body = body.strip("\n")
-    return f"## {title}\n\n{body}\n\n" if body.strip() else f"## {title}\n\n"
+    if body.strip():
+        parts.append(body)
+    return "\n\n".join(parts) + "\n\n"
 
 
-def write_results_section(name: str, title: str, body: str, smoke: bool = False) -> Path:
+def write_results_section(name: str, title: str, body: str, smoke: bool = False,
+                          findings: Sequence[Finding] = (), figures: Sequence[str] = ()) -> Path:
     """Replace (or add) the section ``name`` of ``publish_dir(smoke)/docs/results.md``; return the file's path.
 
     ``title`` becomes the section's ``## `` heading (one line); ``body`` is markdown (for instance
-    ``markdown_table(df)`` and a list of the claims asserted). Sections are kept sorted by name; the file and its
-    folders are created when missing. The write is atomic and byte-deterministic (module docstring)."""
+    ``markdown_table(df)``); ``findings``: the paper's claims the notebook checked (``Finding``), listed first in
+    the section and gathered, with every other section's, into the page's opening summary; ``figures``: names of
+    figures (``figures/NAME.png``) embedded after them. Sections are kept sorted by name; the file and its folders
+    are created when missing. The write is atomic and byte-deterministic (module docstring)."""
     _check_name(name)
     if not isinstance(title, str) or not title.strip() or "\n" in title or "\r" in title:
         raise ValueError(f"title must be a non-empty single line, got {title!r}")
@@ -108,13 +329,26 @@ def write_results_section(name: str, title: str, body: str, smoke: bool = False)
         raise ValueError(f"body must be a str (markdown), got {type(body).__name__}")
     if _MARKER_RE.search(body) or _MARKER_RE.search(title):
         raise ValueError("body and title must not contain '<!-- results:...:begin/end -->' markers")
+    if _FINDINGS_RE.search(body):
+        raise ValueError("body must not contain a '<!-- findings: ... -->' line: pass findings=[Finding, ...]")
+    findings, figures = list(findings), list(figures)
+    bad = [f for f in findings if not isinstance(f, Finding)]
+    if bad:
+        raise ValueError(f"findings must be Finding records, got {bad[0]!r}")
+    for f in figures:
+        _check_name(f, "figures")
     body = body.replace("\r\n", "\n")
 
     path = results_path(smoke)
     sections = read_results_sections(path.read_text(encoding="utf-8")) if path.exists() else {}
-    sections[name] = _section_inner(title, body)
-    text = RESULTS_HEADER + "".join(f"\n<!-- results:{key}:begin -->\n{sections[key]}<!-- results:{key}:end -->\n"
-                                    for key in sorted(sections))
+    for old in RETIRED_SECTIONS:
+        sections.pop(old, None)
+    sections[name] = _section_inner(title, body, findings, figures)
+    order = sorted(sections)
+    summary = summary_table([(key, f) for key in order for f in read_findings(sections[key])])
+    text = (RESULTS_HEADER + "\n## Summary\n\n" + summary + "\n"
+            + "".join(f"\n<!-- results:{key}:begin -->\n{sections[key]}<!-- results:{key}:end -->\n"
+                      for key in order))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".md.tmp", dir=path.parent)

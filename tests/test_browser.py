@@ -1,11 +1,21 @@
 """A real JupyterLab session, in headless Chromium, leaves the repository as it found it.
 
-`make lab` (the README's command: the project's kernel, the project's Jupyter config) is started on 127.0.0.1
-with a free port and a token, on the repository itself; the browser opens the explorer notebook
-(``notebooks/07_explore.ipynb``; a small temporary widget notebook under ``notebooks/`` while it does not
-exist), sees the kernel "Python (mqar_theory)" in the toolbar, runs all cells, finds no error output, moves a
-slider and sees the widget's output change, saves, and then ``git status --porcelain`` and the notebook's bytes
-are what they were before (so nothing else may edit the working tree meanwhile, as in CI's fresh clone).
+`make lab` (the README's command: the project's kernel, the project's Jupyter config, the student's workspace) is
+started on 127.0.0.1 with a free port and a token, with its workspace in a temporary folder (``WORKSPACE=``, so a
+developer's own workspace/ is never touched). In one session the browser
+
+* opens the explorer notebook (the workspace copy of ``notebooks/07_explore.ipynb``; a small temporary widget
+  notebook while it does not exist), sees the kernel "Python (mqar_theory)" in the toolbar, runs all cells, finds no
+  error output, moves a slider and sees the widget's output change, and saves;
+* writes a wrong answer into exercise 2 of ``00_exercises`` and saves: the answer and the outputs are in the
+  workspace copy, and the tracked notebook is unchanged;
+* saves an unedited workspace notebook (02): the file differs from its tracked original at most by the
+  kernel's full ``language_info`` that the frontend adds (a Python version: no form can be byte-stable under every
+  Python), and git's notebook filter (``notebooks.filtered``) gives back the tracked bytes exactly (the frontend's
+  save path, beside the server's in tests/test_workspace.py);
+
+and ``git status --porcelain`` and every tracked notebook's bytes are what they were before (so nothing else may
+edit the working tree meanwhile, as in CI's fresh clone).
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and selenium (the dev extra);
 skipped with a one-line reason without them. The server is always killed.
 
@@ -31,12 +41,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-EXPLORER = ROOT / "notebooks" / "07_explore.ipynb"
-PROBE = ROOT / "notebooks" / "_browser_probe.ipynb"  # not NN_*: never taken for a project notebook
+EXPLORER = "07_explore.ipynb"
+PROBE = "_browser_probe.ipynb"  # not NN_*: never taken for a project notebook
+EXERCISES = "00_exercises.ipynb"
+UNEDITED = "02_constructions.ipynb"
 KERNEL_DISPLAY = "Python (mqar_theory)"
 WAIT = 90  # seconds for any one step (the whole test has a hard timeout)
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(480)]
 
 
 def _missing() -> str | None:
@@ -85,7 +97,8 @@ def _probe_notebook() -> str:
 
 @pytest.fixture
 def lab(tmp_path):
-    """`make lab` on a free port with a token; yields its URL base; kills its process group afterwards."""
+    """`make lab` on a free port with a token, its workspace under tmp_path; yields (URL base, token, log, workspace);
+    kills its process group afterwards."""
     port, token = _free_port(), secrets.token_hex(16)
     flags = [f"--port={port}", "--ip=127.0.0.1", "--no-browser", f"--ServerApp.token={token}",
              "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
@@ -97,8 +110,9 @@ def lab(tmp_path):
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "OMP_NUM_THREADS": "1"}
     log = open(tmp_path / "lab.log", "w")
     # -o: the environment is installed (never reinstall from a test); `kernel` runs: the kernelspec exists after
+    workspace = tmp_path / "workspace"
     proc = subprocess.Popen(["make", "--no-print-directory", "-o", ".venv/.installed", f"BIN={BIN}", "lab",
-                             "LAB_FLAGS=" + " ".join(flags)], cwd=ROOT, env=env, stdout=log,
+                             f"WORKSPACE={workspace}", "LAB_FLAGS=" + " ".join(flags)], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -117,7 +131,7 @@ def lab(tmp_path):
             time.sleep(0.5)  # polling interval of the readiness check
         spec = json.loads(urllib.request.urlopen(f"{base}/api/kernelspecs?token={token}", timeout=10).read())
         assert "mqar_theory" in spec["kernelspecs"], f"no project kernel: {list(spec['kernelspecs'])}"
-        yield base, token, tmp_path / "lab.log"
+        yield base, token, tmp_path / "lab.log", workspace
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -175,65 +189,102 @@ def _widget_view(driver) -> str:
     return driver.execute_script(WIDGET_VIEW)
 
 
+def _tracked_bytes() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((ROOT / "notebooks").glob("*.ipynb"))}
+
+
+def _open(browser, base: str, token: str, name: str) -> None:
+    """Open ``name`` (a path under the lab's root) and wait for its kernel to be idle."""
+    browser.get(f"{base}/lab/tree/{name}?token={token}&reset")
+    _wait(browser, CURRENT + f"return w && w.context && w.context.path === {json.dumps(name)} "
+                             "&& w.context.isReady && w.sessionContext.session && w.sessionContext.session.kernel;",
+          f"{name} did not open with a kernel")
+    _wait(browser, CURRENT + "return w.sessionContext.isReady && w.sessionContext.session.kernel.status == 'idle';",
+          "the kernel did not start")  # a run-all sent to a kernel still starting is dropped
+
+
+def _save(browser) -> None:
+    browser.execute_script("window.jupyterapp.commands.execute('docmanager:save');")
+    _wait(browser, CURRENT + "return w.context.model.dirty === false && !w.context.isDisposed;",
+          "the notebook was not saved")
+    time.sleep(0.5)  # the save request has returned; let the contents manager finish writing
+
+
 @pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
-def test_a_lab_session_runs_the_explorer_and_leaves_git_status_clean(lab, browser):
+def test_a_lab_session_runs_the_explorer_saves_an_answer_and_leaves_git_status_clean(lab, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    base, token, log = lab
-    made_probe = not EXPLORER.exists()
-    path = PROBE if made_probe else EXPLORER
+    from mqar_theory.notebooks import filtered
+
+    base, token, log, workspace = lab
+    before_status, before_tracked = _git_status(), _tracked_bytes()
+    made_probe = not (workspace / EXPLORER).exists()
+    name = PROBE if made_probe else EXPLORER
     if made_probe:
-        PROBE.write_text(_probe_notebook(), encoding="utf-8")
-    try:
-        before_bytes, before_status = path.read_bytes(), _git_status()
-        browser.get(f"{base}/lab/tree/{path.name}?token={token}&reset")
-        _wait(browser, CURRENT + f"return w && w.context && w.context.path === {json.dumps(path.name)} "
-                                 "&& w.context.isReady && w.sessionContext.session && w.sessionContext.session.kernel;",
-              "the notebook did not open with a kernel")
-        _wait(browser, CURRENT + "const k = w.node.querySelector('.jp-Toolbar-kernelName');"
-                                 f"return k && k.textContent.includes({json.dumps(KERNEL_DISPLAY)});",
-              f"the toolbar does not name the kernel {KERNEL_DISPLAY!r}")
-        assert browser.execute_script(CURRENT + "return w.sessionContext.session.kernel.name;") == "mqar_theory"
-        _wait(browser, CURRENT + "return w.sessionContext.isReady && w.sessionContext.session.kernel.status == 'idle';",
-              "the kernel did not start")  # a run-all sent to a kernel still starting is dropped
+        (workspace / PROBE).write_text(_probe_notebook(), encoding="utf-8")
+    path = workspace / name
 
-        _wait(browser, CURRENT + "window.jupyterapp.shell.activateById(w.id);"
-                                 "return window.jupyterapp.commands.isEnabled('notebook:run-all-cells');",
-              "the notebook cannot be run")  # the command acts on the notebook tracker's current one
-        ran = browser.execute_async_script("const done = arguments[arguments.length - 1];"
-                                           "window.jupyterapp.commands.execute('notebook:run-all-cells')"
-                                           ".then(r => done(String(r)), e => done('error: ' + e));")
-        assert ran == "true", f"notebook:run-all-cells answered {ran}"
-        _wait(browser, CELLS + "return cells.length > 0 && cells.every(c => c.model.type !== 'code' || "
-                               "(c.model.executionCount !== null && !c.node.classList.contains('jp-mod-running')))"
-                               " && w.sessionContext.session.kernel.status === 'idle';",
-              "the cells did not all run")
-        errors = browser.execute_script(CELLS + "return cells.flatMap(c => c.model.type === 'code' ? "
-                                                "c.model.outputs.toJSON() : []).filter(o => o.output_type === 'error')"
-                                                ".map(o => o.ename + ': ' + o.evalue);")
-        assert errors == [], f"error outputs: {errors}"
+    # 1. the explorer: kernel, run all, slider, save
+    _open(browser, base, token, name)
+    _wait(browser, CURRENT + "const k = w.node.querySelector('.jp-Toolbar-kernelName');"
+                             f"return k && k.textContent.includes({json.dumps(KERNEL_DISPLAY)});",
+          f"the toolbar does not name the kernel {KERNEL_DISPLAY!r}")
+    assert browser.execute_script(CURRENT + "return w.sessionContext.session.kernel.name;") == "mqar_theory"
+    _wait(browser, CURRENT + "window.jupyterapp.shell.activateById(w.id);"
+                             "return window.jupyterapp.commands.isEnabled('notebook:run-all-cells');",
+          "the notebook cannot be run")  # the command acts on the notebook tracker's current one
+    ran = browser.execute_async_script("const done = arguments[arguments.length - 1];"
+                                       "window.jupyterapp.commands.execute('notebook:run-all-cells')"
+                                       ".then(r => done(String(r)), e => done('error: ' + e));")
+    assert ran == "true", f"notebook:run-all-cells answered {ran}"
+    _wait(browser, CELLS + "return cells.length > 0 && cells.every(c => c.model.type !== 'code' || "
+                           "(c.model.executionCount !== null && !c.node.classList.contains('jp-mod-running')))"
+                           " && w.sessionContext.session.kernel.status === 'idle';",
+          "the cells did not all run")
+    errors = browser.execute_script(CELLS + "return cells.flatMap(c => c.model.type === 'code' ? "
+                                            "c.model.outputs.toJSON() : []).filter(o => o.output_type === 'error')"
+                                            ".map(o => o.ename + ': ' + o.evalue);")
+    assert errors == [], f"error outputs: {errors}"
+    sliders = browser.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider")
+    assert sliders, "the notebook shows no slider widget"
+    before_view = _widget_view(browser)
+    assert before_view, "the slider's cell shows no output next to the slider"
+    handle = sliders[0].find_element(By.CSS_SELECTOR, ".noUi-handle, .ui-slider-handle, [role='slider']")
+    handle.click()
+    handle.send_keys(Keys.ARROW_RIGHT)
+    _wait(browser, f"const now = (() => {{ {WIDGET_VIEW} }})();"
+                   f"return now && now !== {json.dumps(before_view)} && "
+                   "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle';",
+          "moving the slider did not change the widget's output")
+    _save(browser)
+    saved = json.loads(path.read_text())
+    assert any(c.get("outputs") for c in saved["cells"]), "the workspace copy was saved without its outputs"
 
-        sliders = browser.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider")
-        assert sliders, "the notebook shows no slider widget"
-        before_view = _widget_view(browser)
-        assert before_view, "the slider's cell shows no output next to the slider"
-        handle = sliders[0].find_element(By.CSS_SELECTOR, ".noUi-handle, .ui-slider-handle, [role='slider']")
-        handle.click()
-        handle.send_keys(Keys.ARROW_RIGHT)
-        _wait(browser, f"const now = (() => {{ {WIDGET_VIEW} }})();"
-                       f"return now && now !== {json.dumps(before_view)} && "
-                       "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle';",
-              "moving the slider did not change the widget's output")
+    # 2. a wrong answer to exercise 2, run and saved: it stays in the workspace copy
+    _open(browser, base, token, EXERCISES)
+    wrong = "# ✏️ Exercise 2\ndef my_baseconv(u, W, b1, b2, h):\n    return u @ W  # a wrong answer"
+    browser.execute_script(CELLS + "const c = cells.find(c => c.model.sharedModel.getSource()"
+                                   ".startsWith('# ✏️ Exercise 2'));"
+                                   f"c.model.sharedModel.setSource({json.dumps(wrong)});")
+    _save(browser)
+    saved = json.loads((workspace / EXERCISES).read_text())
+    assert any("".join(c["source"]) == wrong for c in saved["cells"]), "the answer is not in the workspace copy"
 
-        browser.execute_script("window.jupyterapp.commands.execute('docmanager:save');")
-        _wait(browser, CURRENT + "return w.context.model.dirty === false;", "the notebook was not saved")
-        assert path.read_bytes() == before_bytes, f"saving in JupyterLab changed {path.relative_to(ROOT)}"
-        after_status = _git_status()
-        changed = sorted(set(after_status.splitlines()) ^ set(before_status.splitlines()))
-        assert not changed, f"`git status --porcelain` changed during the lab session (another process editing the " \
-                            f"tree at the same time also shows here): {changed}"
-    finally:
-        if made_probe:
-            PROBE.unlink(missing_ok=True)
-            (PROBE.parent / ".ipynb_checkpoints" / "_browser_probe-checkpoint.ipynb").unlink(missing_ok=True)
+    # 3. an unedited notebook opened and saved: the bytes of its tracked original (02, whose stored form once
+    # differed from what a save writes; every notebook's server-side save is tested in tests/test_workspace.py)
+    for other in [UNEDITED]:
+        _open(browser, base, token, other)
+        browser.execute_script(CURRENT + "w.context.model.dirty = true;")  # a save of the unchanged document
+        _save(browser)
+        after = (workspace / other).read_bytes()
+        # the frontend adds the kernel's full language_info (its Python version): the one difference it may make,
+        # and one the saved form (git's notebook filter) removes, so the file is the tracked one to git
+        a, b = json.loads(after), json.loads(before_tracked[other])
+        a["metadata"]["language_info"] = b["metadata"]["language_info"]
+        assert a == b, f"saving {other} in JupyterLab changed more than its language_info"
+        assert filtered(after) == before_tracked[other], f"{other} saved in JupyterLab is not its committed form"
+    assert _tracked_bytes() == before_tracked, "a tracked notebook changed during the lab session"
+    changed = sorted(set(_git_status().splitlines()) ^ set(before_status.splitlines()))
+    assert not changed, f"`git status --porcelain` changed during the lab session (another process editing the " \
+                        f"tree at the same time also shows here): {changed}"

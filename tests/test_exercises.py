@@ -353,3 +353,32 @@ def _padded_fft_baseconv(u, W, b1, b2, h):
                                          ("baseconv", _padded_fft_baseconv)])
 def test_other_correct_answers_pass(name, answer):
     assert X.check(name, answer) > 100
+
+
+def test_a_wrong_answer_is_a_short_verdict_not_a_traceback():
+    """What the notebook shows: IPython prints ``_render_traceback_()`` in place of the traceback."""
+    with pytest.raises(X.ExerciseFailed) as e:
+        X.run_exercise("mqar_oracle", _last_occurrence, verbose=False)
+    block = e.value._render_traceback_()
+    assert block[0] == "✗ mqar_oracle: your answer is wrong"
+    assert [ln.split(":")[0].strip() for ln in block[1:3]] == ["checked", "counterexample"]
+    assert "tokens x =" in block[2] and any(ln.strip().startswith("hint:") for ln in block)
+    assert len(block) <= 12 and isinstance(e.value, AssertionError)
+    for name in X.EXERCISES:
+        assert X.CHECKED[name] and X.HINTS[name]
+
+
+@pytest.mark.timeout(120)
+def test_ipython_shows_the_verdict_alone():
+    """In a real IPython shell (the kernel's): the failing call prints the block, without checker frames."""
+    import subprocess
+    import sys
+
+    code = ("from mqar_theory import exercises as X\n"
+            "def bad(x):\n    return [-1] * len(x)\n"
+            "X.run_exercise('mqar_oracle', bad)\n")
+    out = subprocess.run([sys.executable, "-m", "IPython", "--colors=NoColor", "--quick", "-c", code],
+                         capture_output=True, text=True, timeout=100)
+    text = out.stdout + out.stderr
+    assert "✗ mqar_oracle: your answer is wrong" in text and "hint:" in text
+    assert "check_mqar_oracle" not in text and "Traceback" not in text

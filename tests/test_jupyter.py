@@ -1,6 +1,7 @@
 """`make kernel` installs the named kernel "mqar_theory" (this environment's python) that `make lab` uses,
-`make lab` passes LAB_FLAGS (e.g. --allow-root, needed as root in a container) to JupyterLab, and loads the
-project's Jupyter config, whose pre-save hook keeps every saved notebook under notebooks/ in its committed form."""
+`make lab` fills the student's workspace/ and opens JupyterLab there, passes LAB_FLAGS (e.g. --allow-root, needed as
+root in a container), and loads the project's Jupyter config, whose contents manager keeps every notebook saved
+under notebooks/ in its committed form, without a warning."""
 
 import json
 import os
@@ -28,10 +29,11 @@ def _make(*args: str, **kw) -> subprocess.CompletedProcess:
 def test_make_lab_installs_the_kernel_first_and_passes_lab_flags():
     plan = _make("-n", "lab", "LAB_FLAGS=--allow-root").stdout.splitlines()
     install = next(i for i, ln in enumerate(plan) if "ipykernel install" in ln)
+    workspace = next(i for i, ln in enumerate(plan) if "mqar_theory.cli workspace" in ln)
     lab = next(i for i, ln in enumerate(plan) if "jupyter lab" in ln)
-    assert install < lab
+    assert install < lab and workspace < lab
     assert "--name mqar_theory" in plan[install] and '"Python (mqar_theory)"' in plan[install]
-    assert plan[lab].rstrip().endswith("--allow-root") and "--notebook-dir=notebooks" in plan[lab]
+    assert plan[lab].rstrip().endswith("--allow-root") and "--notebook-dir=\"workspace\"" in plan[lab]
 
 
 @pytest.mark.timeout(300)
@@ -85,27 +87,35 @@ def test_the_pre_save_hook_strips_notebooks_under_notebooks_only(tmp_path):
     strip_before_save({"type": "file", "content": "x"}, "notes.txt", Manager())  # other files: untouched
 
 
-@pytest.mark.filterwarnings("ignore:Overriding existing pre_save_hook")  # jupyter_server warns at the first set too
 def test_a_jupyter_save_through_the_project_config_writes_the_committed_form(tmp_path, monkeypatch):
-    """The real contents manager with the hook from .jupyter/jupyter_server_config.py: saving a notebook full of
-    outputs writes exactly the committed form, which check_structure accepts (so `git status` stays clean)."""
-    from jupyter_server.services.contents.filemanager import FileContentsManager
+    """The contents manager the project's config names (.jupyter/jupyter_server_config.py), built without a warning:
+    saving a notebook full of outputs under notebooks/ writes exactly the committed form, which check_structure
+    accepts; elsewhere (the student's workspace/) the notebook is saved as it is."""
+    import asyncio
+    import warnings
+
     from traitlets.config.loader import PyFileConfigLoader
 
+    from mqar_theory.lab import StrippingContentsManager
+
     config = PyFileConfigLoader("jupyter_server_config.py", path=str(ROOT / ".jupyter")).load_config()
-    hook = config.ContentsManager.pre_save_hook
-    assert hook is strip_before_save
+    assert config.ServerApp.contents_manager_class == "mqar_theory.lab.StrippingContentsManager"
     monkeypatch.setattr(notebooks_module, "NOTEBOOK_DIR", tmp_path / "notebooks")
     (tmp_path / "notebooks").mkdir()
-    manager = FileContentsManager(root_dir=str(tmp_path), config=config)
-    assert manager.pre_save_hook is strip_before_save
-    nb = _notebook_with_outputs()
-    manager.save({"type": "notebook", "format": "json", "content": nb}, "notebooks/01_x.ipynb")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # `make lab` once printed "Overriding existing pre_save_hook" at every start
+        manager = StrippingContentsManager(root_dir=str(tmp_path), config=config)
+
+    def save(nb, path):
+        asyncio.run(manager.save({"type": "notebook", "format": "json", "content": nb}, path))
+
+    save(_notebook_with_outputs(), "notebooks/01_x.ipynb")
     saved = tmp_path / "notebooks" / "01_x.ipynb"
     assert check_structure(saved) == []
     assert '"outputs": []' in saved.read_text() and "hello" not in saved.read_text()
-    manager.save({"type": "notebook", "format": "json", "content": _notebook_with_outputs()}, "other.ipynb")
-    assert "hello" in (tmp_path / "other.ipynb").read_text()  # outside notebooks/: saved as it is
+    (tmp_path / "workspace").mkdir()
+    save(_notebook_with_outputs(), "workspace/01_x.ipynb")
+    assert "hello" in (tmp_path / "workspace" / "01_x.ipynb").read_text()  # the student's copy: as it is
 
 
 def test_make_lab_loads_the_project_jupyter_config():

@@ -86,7 +86,7 @@ def _env_probe(tmp_path):
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("SMOKE = False\nOUT = ''")
+    params = nbformat.v4.new_code_cell("SMOKE = False\nOUT = ''\nFIG_DIR = ''")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
         "import os, pathlib\npathlib.Path(OUT).write_text(repr(os.environ.get('MQAR_PUBLISH')))\n"
@@ -133,3 +133,15 @@ def test_structure_check_wants_the_project_kernel_and_the_saved_form(tmp_path):
     p.write_text(unsorted)
     assert any("saved form" in m for m in check_structure(p))
     assert strip_outputs(p) is True and check_structure(p) == [] and strip_outputs(p) is False
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_first_cell_links_the_paper_and_states_both_run_times(path):
+    import json
+    import re
+
+    first = json.loads(path.read_text(encoding="utf-8"))["cells"][0]
+    text = "".join(first["source"])
+    assert first["cell_type"] == "markdown" and "https://arxiv.org/abs/2312.04927" in text
+    pattern = r"\*\*Run time\*\*.*about [\d.]+ (s|min) with the defaults.*about [\d.]+ (s|min) with `SMOKE = True`"
+    assert re.search(pattern, text, flags=re.S), "the first cell states the full and the smoke run time"

@@ -15,11 +15,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from mqar_theory.plotting import (  # noqa: E402
+    FIGURE_TOLERANCE,
     INTERACTIVE_DIR,
     PUBLISH_ENV,
     REPO_ROOT,
     SMOKE_DIR,
     figure_dir,
+    image_difference,
     publish_dir,
     publishing,
     savefig,
@@ -39,6 +41,49 @@ def test_savefig_writes_png_and_pdf_with_identical_bytes_each_time(tmp_path):
         assert pa.read_bytes() == pb.read_bytes()
     with pytest.raises(ValueError, match="name"):
         savefig(draw(), "curve.png", tmp_path)
+    plt.close("all")
+
+
+def _curve(title="Query gaps", shift=0.0):
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.plot([1, 2, 3, 4], [1, 4, 9 + shift, 16], "o-")
+    ax.set_title(title)
+    return fig
+
+
+def _nudge(png: Path, pixels: int, levels: int) -> None:
+    """Rewrite ``png`` with ``pixels`` random pixels moved by ``levels`` intensity levels: the drift of another CPU."""
+    import numpy as np
+    from PIL import Image
+
+    im = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    flat = im.reshape(-1, 3)
+    idx = np.random.default_rng(0).choice(len(flat), pixels, replace=False)
+    flat[idx] = np.clip(flat[idx] + levels, 0, 255)
+    Image.fromarray(im.astype("uint8")).save(png)
+
+
+def test_savefig_keeps_a_committed_pair_within_the_tolerance_and_replaces_a_changed_drawing(tmp_path):
+    png, pdf = savefig(_curve(), "curve", tmp_path)
+    _nudge(png, pixels=2000, levels=2)  # what another machine's rendering looks like: invisible, not byte-equal
+    drifted, pdf_bytes = png.read_bytes(), pdf.read_bytes()
+    fresh = savefig(_curve(), "fresh", tmp_path / "fresh")[0]
+    assert 0 < image_difference(png, fresh) <= FIGURE_TOLERANCE
+    savefig(_curve(), "curve", tmp_path)  # the same drawing again: the committed pair is left untouched
+    assert png.read_bytes() == drifted and pdf.read_bytes() == pdf_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.pdf", "curve.png", "fresh"]  # no temporary left
+    for changed in (_curve(title="Query gapz"), _curve(shift=0.05)):  # one character; a marker moved a little
+        savefig(changed, "changed", tmp_path / "changed")
+        assert image_difference(png, tmp_path / "changed" / "changed.png") > FIGURE_TOLERANCE
+        savefig(changed, "curve", tmp_path)  # a drawing that differs beyond the tolerance replaces both files
+        assert png.read_bytes() != drifted and pdf.read_bytes() != pdf_bytes
+        _nudge(png, pixels=2000, levels=2)
+        drifted, pdf_bytes = png.read_bytes(), pdf.read_bytes()
+    (tmp_path / "curve.pdf").unlink()  # a missing half of the pair: both are written
+    savefig(_curve(), "curve", tmp_path)
+    assert pdf.is_file() and png.read_bytes() != drifted
+    with pytest.raises(ValueError, match="tol"):
+        savefig(_curve(), "curve", tmp_path, tol=-1)
     plt.close("all")
 
 

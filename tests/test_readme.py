@@ -7,14 +7,35 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
 
-def test_readme_python_example_runs(capsys):
+def _python_example() -> dict:
+    """The README's Python example, run as printed; its namespace."""
     text = README.read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert blocks, "README has no python example"
     assert len(blocks[0].strip().splitlines()) <= 12
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
-    assert namespace["record"]["test_accuracy"] >= 0.9
+    return namespace
+
+
+def test_readme_python_example_runs_and_the_shell_example_trains_the_same_model():
+    """The Python example runs as printed and solves its cell; the shell block after it, run from the repository
+    root as printed (``.venv/bin/`` replaced by this environment's scripts folder), prints the same record."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    record = _python_example()["record"]
+    assert record["test_accuracy"] >= 0.9
+    shell = next(b for b in re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S) if "mqar-theory train" in b)
+    argv = shlex.split(shell.replace("\\\n", " "))
+    assert argv[0] == ".venv/bin/mqar-theory", "the example names the command as installed by make"
+    argv[0] = str(Path(sys.executable).parent / "mqar-theory")
+    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    cli = json.loads(out.stdout)
+    assert cli["config"] == record["config"], "the two examples train different models"
+    assert cli["test_accuracy"] == record["test_accuracy"] and cli["steps"] == record["steps"]
 
 
 def test_readme_is_short_and_starts_with_the_two_commands():
@@ -57,3 +78,4 @@ def test_readme_constructions_table_sits_between_its_markers():
     inner = text.split("<!-- constructions:begin -->\n", 1)[1].split("<!-- constructions:end -->", 1)[0]
     rows = [ln for ln in inner.splitlines() if ln.startswith("|")]
     assert len(rows) >= 3 and rows[1].startswith("|---")
+

@@ -141,3 +141,158 @@ def test_importable_without_torch_or_pandas():
     code = ("import sys; import mqar_theory.report; "
             "assert 'torch' not in sys.modules and 'pandas' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+# --- findings: the summary's verdicts follow the claim records ---------------------------------------------------
+
+def _finding(*checks, figure="figure2_mqar_dmodel"):
+    return report.Finding("Gated convolutions need a width growing with N (§4.1, Figure 2)", "threshold widths",
+                          tuple(report.Check(*c) for c in checks), figure)
+
+
+@pytest.mark.parametrize("held, verdict", [
+    ((True, True), "reproduced"),
+    ((True, False), "in trend"),
+    ((True, None), "in trend"),
+    ((False, None), "not seen at this scale"),
+    ((False, False), "not seen at this scale"),
+    ((None, None), "not reproducible here"),
+])
+def test_verdict_is_computed_from_the_checks(held, verdict):
+    f = _finding(*[(f"m{i}", h, "" if h is True else f"why {i}") for i, h in enumerate(held)])
+    assert f.verdict == verdict
+    assert verdict in report.VERDICTS
+    want = "; ".join(f"m{i}: why {i}" for i, h in enumerate(held) if h is not True)
+    assert f.reason == want
+
+
+def test_a_check_that_does_not_hold_must_say_why():
+    for holds in (False, None, np.bool_(False)):
+        with pytest.raises(ValueError, match="must say why"):
+            report.Check("h3", holds)
+        with pytest.raises(ValueError, match="must say why"):
+            report.Check("h3", holds, "   ")
+    assert report.Check("h3", np.bool_(True)).holds is True  # a DataFrame's numpy bool is accepted
+    assert report.Check("h3", True, "ignored").reason == ""
+    with pytest.raises(ValueError, match="Check.holds"):
+        report.Check("h3", "yes", "r")
+    with pytest.raises(ValueError, match="Check.scope"):
+        report.Check("a\nb", True)
+
+
+def test_finding_bad_input():
+    with pytest.raises(ValueError, match="Finding.checks"):
+        report.Finding("claim", "", ())
+    with pytest.raises(ValueError, match="Finding.checks"):
+        report.Finding("claim", "", ((("m", True),)))
+    with pytest.raises(ValueError, match="Finding.claim"):
+        report.Finding(" ", "", (report.Check("m", True),))
+    with pytest.raises(ValueError, match="Finding.figure"):
+        report.Finding("claim", "", (report.Check("m", True),), "../x.png")
+
+
+def test_shared_reasons_are_joined_and_same_reason_scopes_grouped():
+    f = _finding(("baseconv", True), ("h3", False, "beyond the grid"), ("rwkv", False, "beyond the grid"),
+                 ("hyena", None, "not measured"))
+    assert f.reason == "h3, rwkv: beyond the grid; hyena: not measured"
+
+
+def test_declared_checks_take_holds_from_the_records_and_reasons_from_declared():
+    measured = {("width", "baseconv"): True, ("width", "h3"): False, ("small", "attention"): False}
+    declared = {("width", "baseconv"): True, ("width", "h3"): "beyond the grid"}
+    details = {("small", "attention"): "d=32: N=32: 0.53", ("width", "h3"): "ignored: declared reason wins"}
+    checks = report.declared_checks(measured, declared, details)
+    assert checks == [report.Check("baseconv", True), report.Check("h3", False, "beyond the grid"),
+                      report.Check("attention", False, "d=32: N=32: 0.53")]
+    # the verdict follows the record, not the declaration: a record that says True gives "reproduced"
+    flipped = report.declared_checks({**measured, ("width", "h3"): True}, declared, details,
+                                     keys=[("width", "baseconv"), ("width", "h3")])
+    assert report.Finding("c", "", tuple(flipped)).verdict == "reproduced"
+    with pytest.raises(ValueError, match="not measured"):
+        report.declared_checks(measured, declared, keys=[("width", "rwkv")])
+    with pytest.raises(ValueError, match="must say why"):  # a failing record with neither reason nor detail
+        report.declared_checks({("x", "m"): False}, {})
+
+
+def test_summary_table_opens_the_page_and_follows_the_claims(root):
+    good = _finding(("baseconv", True))
+    failing = report.Finding("Learned selection closes most of the gap (§5, Table 2)", "gap closed -0.29",
+                             (report.Check("k = 4", False, "the selector did not learn within this budget"),),
+                             "hybrids_mqar")
+    report.write_results_section("06_hybrids", "06", "the hybrids' tables", findings=[failing],
+                                 figures=["hybrids_mqar"])
+    path = report.write_results_section("04_figure2", "04", "| a |\n|---|\n| 1 |", findings=[good],
+                                        figures=["figure2_mqar_dmodel"])
+    text = path.read_text()
+    head, _, rest = text.partition("<!-- results:")
+    assert head.startswith(report.RESULTS_HEADER)
+    summary = head[len(report.RESULTS_HEADER):]
+    rows = [line for line in summary.splitlines() if line.startswith("| 0")]
+    assert rows == [
+        "| 04 | Gated convolutions need a width growing with N (§4.1, Figure 2) | threshold widths | **reproduced** |"
+        "  | [figure2_mqar_dmodel](../figures/figure2_mqar_dmodel.png) |",
+        "| 06 | Learned selection closes most of the gap (§5, Table 2) | gap closed -0.29 | "
+        "**not seen at this scale** | k = 4: the selector did not learn within this budget | "
+        "[hybrids_mqar](../figures/hybrids_mqar.png) |"]
+    sections = report.read_results_sections(text)
+    assert list(sections) == ["04_figure2", "06_hybrids"]
+    assert report.read_findings(sections["06_hybrids"]) == [failing]
+    six = sections["06_hybrids"]
+    # in the section: the claim with its verdict and reason, then the figure, then the body
+    assert six.index("**not seen at this scale**") < six.index("why not: k = 4: the selector did not learn")
+    assert six.index("why not:") < six.index("![hybrids_mqar](../figures/hybrids_mqar.png)") < six.index("tables")
+    # rewriting one section with a changed record changes the summary's verdict (no stale text)
+    fixed = report.Finding(failing.claim, failing.measured, (report.Check("k = 4", True),), failing.figure)
+    text = report.write_results_section("06_hybrids", "06", "the hybrids' tables", findings=[fixed]).read_text()
+    assert "| 06 | Learned selection closes most of the gap (§5, Table 2) | gap closed -0.29 | **reproduced** |" in text
+    assert "did not learn" not in text
+
+
+def test_summary_without_findings_and_retired_sections(root):
+    path = report.write_results_section("a", "A", "alpha")
+    assert "No notebook has recorded its claims yet" in path.read_text()
+    path.write_text(path.read_text() + "\n<!-- results:figure2:begin -->\n## old\n\n<!-- results:figure2:end -->\n")
+    assert "figure2" in report.read_results_sections(path.read_text())
+    report.write_results_section("04_figure2", "04", "new")
+    assert list(report.read_results_sections(path.read_text())) == ["04_figure2", "a"]
+
+
+def test_findings_survive_awkward_text(root):
+    f = report.Finding("attention --> solves | at d = 32 <!-- x -->", "a > b, c < d", (report.Check("m", None, "`k`"),))
+    path = report.write_results_section("a", "A", "", findings=[f])
+    text = path.read_text()
+    assert report.read_findings(report.read_results_sections(text)["a"]) == [f]
+    comment = [line for line in text.splitlines() if line.startswith("<!-- findings:")]
+    assert len(comment) == 1 and comment[0].count("-->") == 1
+    with pytest.raises(ValueError, match="findings"):
+        report.write_results_section("a", "A", comment[0])
+    with pytest.raises(ValueError, match="findings must be Finding"):
+        report.write_results_section("a", "A", "", findings=["reproduced"])
+    with pytest.raises(ValueError, match="figures"):
+        report.write_results_section("a", "A", "", figures=["../etc/passwd"])
+
+
+def test_folded_and_figure_markdown():
+    assert report.folded("every lr (48 rows)", "| a |\n|---|\n") == (
+        "<details><summary>every lr (48 rows)</summary>\n\n| a |\n|---|\n\n</details>")
+    assert report.figure_markdown("hybrids_mqar") == "![hybrids_mqar](../figures/hybrids_mqar.png)"
+    with pytest.raises(ValueError, match="summary"):
+        report.folded("two\nlines", "x")
+
+
+def test_committed_results_page_opens_with_the_summary_and_its_links_resolve():
+    """docs/results.md as `make figures` wrote it: the summary first, every figure it links exists, every claim
+    that is not reproduced says why, and its sections are in notebook order."""
+    import re
+
+    text = (REPO_ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert text.startswith(report.RESULTS_HEADER + "\n## Summary\n\n| notebook | the paper's claim |")
+    sections = report.read_results_sections(text)
+    assert list(sections) == sorted(sections) and set(sections) >= {"04_figure2", "05_input_dependence",
+                                                                     "06_hybrids"}
+    links = re.findall(r"\(\.\./figures/([a-z0-9_-]+\.png)\)", text)
+    assert links and all((REPO_ROOT / "figures" / name).is_file() for name in links), links
+    findings = [f for s in sections.values() for f in report.read_findings(s)]
+    assert findings and all(f.reason for f in findings if f.verdict != "reproduced")
+    for f in findings:  # the summary row is the record's verdict
+        assert f"| {report._md(f.claim)} | {report._md(f.measured)} | **{f.verdict}** |" in text

@@ -6,8 +6,8 @@ rule, each with its own marker and colour and a small horizontal offset so that 
 the bars span the seeds (min to max); the ends of the comparison sit on the same axis: 2-layer attention and
 BaseConv + full attention at k = N (every row attends), plain BaseConv at k = 0 (drawn one octave left of the
 smallest k). Bottom: the fraction of the attention-BaseConv gap closed against the mixers' FLOPs per token (log
-axis), every model a point (the sparse ones labelled with k and dodged sideways by a few percent so that equal
-FLOPs do not hide each other).
+axis), every model a point, the sparse ones of a rule joined by a thin line and dodged sideways by a few percent
+so that equal FLOPs do not hide each other; their budgets k are named once each, on a top axis.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def plot_hybrids(summary, title: str = ""):
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from .figures import wrap_title
+
     need = [c for c in ("seq_len", "d_model", "model", "rule", "k", "accuracy", "accuracy_min", "accuracy_max",
                         "mixer_flops_per_token", "gap_closed") if c not in summary.columns]
     if need:
@@ -62,11 +64,8 @@ def plot_hybrids(summary, title: str = ""):
             top.errorbar(x, y, yerr=err, color=colour, marker=marker, ms=5, lw=1.2, capsize=2, label=label)
             if r["gap_closed"].notna().any():
                 flops = r["mixer_flops_per_token"] * 2 ** (_DODGE * off / 2)  # dodged: equal FLOPs stay visible
+                bottom.plot(flops, r["gap_closed"], color=colour, lw=0.8, alpha=0.6, zorder=2)
                 bottom.scatter(flops, r["gap_closed"], color=colour, marker=marker, s=28, label=label, zorder=3)
-            for f, g, k in zip(r["mixer_flops_per_token"], r["gap_closed"], r["k"], strict=True):
-                if not math.isnan(g):
-                    bottom.annotate(f"{int(k)}", (f, g), textcoords="offset points", xytext=(3, 3), fontsize=6,
-                                    color=colour)
         x_none = math.log2(min(ks)) - 1 if ks else 0.0  # BaseConv: no row attended
         for i, (rule, (label, colour, marker)) in enumerate(END_STYLE.items()):
             r = at[at["rule"] == rule]
@@ -99,6 +98,16 @@ def plot_hybrids(summary, title: str = ""):
             bottom.set_xscale("log")
             bottom.axhline(1.0, color="#bbbbbb", lw=0.8, zorder=0)
             bottom.axhline(0.0, color="#bbbbbb", lw=0.8, zorder=0)
+            # each budget k once, on a top axis over the FLOPs its sparse models cost (not a label per point)
+            sparse = at[at["k"].notna() & at["gap_closed"].notna()]
+            at_k = {int(k): float(np.exp(np.log(g["mixer_flops_per_token"].astype(float)).mean()))
+                    for k, g in sparse.groupby("k")}
+            if at_k:
+                top_k = bottom.secondary_xaxis("top")
+                top_k.set_xticks(list(at_k.values()), [str(k) for k in at_k])
+                top_k.xaxis.set_minor_locator(plt.NullLocator())
+                top_k.tick_params(labelsize=7, length=3)
+                top_k.set_xlabel("budget k of the sparse models", fontsize=7)
     handles, labels = axes[0, -1].get_legend_handles_labels()
     h2, l2 = axes[1, -1].get_legend_handles_labels()
     seen = dict(zip(labels, handles, strict=True))
@@ -106,7 +115,7 @@ def plot_hybrids(summary, title: str = ""):
         seen.setdefault(lab, h)
     fig.legend(list(seen.values()), list(seen), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5),
                frameon=False)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(wrap_title(fig, title), fontsize=9)  # wrapped to the panels' width, never widening the figure
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -123,14 +123,11 @@ def add_oracle_lines(fig, oracle, label: str = "programmatic, hand-set (untraine
         drawn += 1
     if not drawn:
         raise ValueError("fig: no panel titled 'Sequence Length: N' for a sequence length of the oracle table")
+    from .figures import figure_legend
+
     handle = Line2D([], [], color="black", ls="--", marker="x", lw=1.2)
-    legends = fig.legends
-    if legends:
-        old = legends[0]
-        handles, labels = list(old.legend_handles), [t.get_text() for t in old.get_texts()]
-        old.remove()
-        fig.legend(handles + [handle], labels + [label], loc="center left", bbox_to_anchor=(0.82, 0.5),
-                   frameon=False, fontsize=8)
-    else:
-        fig.legend([handle], [label], loc="upper right", fontsize=8)
+    handles, labels = [], []
+    if fig.legends:  # the width figure's one legend, below its panels: add the oracle's line to it
+        handles, labels = list(fig.legends[0].legend_handles), [t.get_text() for t in fig.legends[0].get_texts()]
+    figure_legend(fig, handles + [handle], labels + [label])
     return fig
