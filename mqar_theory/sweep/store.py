@@ -132,8 +132,10 @@ METRICS = ("test_accuracy", "best_test_accuracy", "train_accuracy", "test_loss",
 #: table names of metrics whose record name is also a config key (``epochs`` done vs the ``epochs`` budget):
 #: a metric must never overwrite the config column that ``select_best`` groups by
 METRIC_COLUMNS = {"epochs": "epochs_trained"}
+#: the size fields of a record: functions of the architecture alone, recomputed by ``load_results``
+SIZES = ("num_parameters", "num_parameters_non_embedding", "state_size", "flops_per_token")
 #: record fields copied into the table after the metrics
-INFO = ("num_parameters", "num_parameters_non_embedding", "state_size", "flops_per_token", "status", "error",
+INFO = (*SIZES, "status", "error",
         "device", "threads", "wall_seconds", "library_version", "git_revision", "spec", "created")
 
 
@@ -162,10 +164,6 @@ def succeeded(df):
     return df[df["status"] != "failed"] if "status" in df.columns else df
 
 
-#: the size fields of a record: functions of the architecture alone, recomputed by ``load_results``
-SIZES = ("num_parameters", "num_parameters_non_embedding", "state_size", "flops_per_token")
-
-
 _SIZES_CACHE: dict[str, dict | None] = {}  # model config (JSON) -> its sizes under this process's library
 
 
@@ -174,7 +172,6 @@ def current_sizes(records) -> list[dict | None]:
     build per distinct model; None where a record has no model config or the model no longer builds."""
     from .execute import model_sizes
 
-    cache = _SIZES_CACHE
     out = []
     for rec in records:
         model = (rec.get("trained_config") or {}).get("model")
@@ -182,12 +179,12 @@ def current_sizes(records) -> list[dict | None]:
             out.append(None)
             continue
         key = json.dumps(model, sort_keys=True, default=str)
-        if key not in cache:
+        if key not in _SIZES_CACHE:
             try:
-                cache[key] = model_sizes(model)
+                _SIZES_CACHE[key] = model_sizes(model)
             except Exception:  # noqa: BLE001 (an old config the current mixers reject: keep the recorded sizes)
-                cache[key] = None
-        out.append(cache[key])
+                _SIZES_CACHE[key] = None
+        out.append(_SIZES_CACHE[key])
     return out
 
 
