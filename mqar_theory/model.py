@@ -410,6 +410,17 @@ class LanguageModel(DeviceChecked, nn.Module):
         targets = labels[mask].long()  # (M,)
         return LMOutput(F.cross_entropy(logits, targets), logits, targets)
 
+    def forward_labelled(self, inputs: torch.Tensor, positions: torch.Tensor, targets: torch.Tensor) -> LMOutput:
+        """``forward(inputs, labels)`` for a caller that has validated its data and located the labelled positions
+        itself: ``positions`` (M,) are indices into the flattened (B·n) positions, in increasing order (those of
+        ``labels != -100``), ``targets`` (M,) their labels. The same numbers as ``forward`` (its boolean mask
+        selects the same rows in the same order), but no check reads a tensor back and the selection's size is
+        known without one, so a training step on a GPU never waits for the host. ``train`` and ``evaluate`` use
+        it, with the positions computed on the CPU from the CPU copy of the labels."""
+        h = self._hidden(inputs).flatten(0, 1)[positions]  # (M, d)
+        logits = self.head(h)  # (M, c)
+        return LMOutput(F.cross_entropy(logits, targets), logits, targets)
+
     def auxiliary_loss(self) -> torch.Tensor | float:
         """Sum of the mixers' ``auxiliary_loss()`` from the last forward pass (e.g. the learned
         sparse-attention selection penalty); 0.0 when no mixer has one. ``train`` adds it to the loss."""

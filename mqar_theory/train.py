@@ -10,7 +10,9 @@ Recipe (the official Zoology trainer, HazyResearch/zoology ``zoology/train.py``,
   ``torch.Generator`` seeded with ``seed`` (fixed data, not fresh data, is what learns at CPU budgets:
   ``docs/official-code.md``, "CPU calibration"); the last batch of an epoch may be smaller;
 * the loss is the mean cross-entropy over labelled positions (labels != -100), computed by the model's
-  labelled-positions-only head;
+  labelled-positions-only head (``LanguageModel.forward_labelled``, the positions located on the host: the data
+  are checked once, before the first step, and a step reads nothing back from the device; the losses and
+  accuracies stay there until an evaluation);
 * accuracy = correct argmax predictions / labelled positions, pooled over the whole set (every MQAR example
   has K queries, so this equals the official per-example mean);
 * evaluation on the test set every ``eval_every`` steps (default: at the end of every epoch) and at the last
@@ -80,6 +82,9 @@ def _check_data(data, name: str, model: LanguageModel) -> None:
         )
     if int(data.inputs.max()) >= model.vocab_size or int(data.labels.max()) >= model.vocab_size:
         raise ValueError(f"{name}: token ids must be < the model's vocab_size={model.vocab_size}")
+    if int(data.inputs.min()) < 0 or bool(((data.labels < 0) & (data.labels != IGNORE_INDEX)).any()):
+        raise ValueError(f"{name}: token ids must be >= 0 (a label may also be -100, unlabelled)")
+    # checked here once for all the data: the steps then call model.forward_labelled, which checks nothing
     if not bool((data.labels != IGNORE_INDEX).any()):
         raise ValueError(f"{name}: has no labelled position (every label is -100)")
 
@@ -104,19 +109,32 @@ def evaluate(model: LanguageModel, data: MQARData, *, batch_size: int = 256, dev
     device = _model_device(model) if device is None else resolve_device(device)
     was_training = model.training
     model.eval()
-    correct, total, loss_sum = 0, 0, 0.0
+    labels_host = data.labels.cpu()
+    correct = torch.zeros((), dtype=torch.long, device=device)  # summed on the device, read once at the end
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    total = 0
     for start in range(0, len(data), batch_size):
-        x = data.inputs[start : start + batch_size].to(device)  # (b, N)
-        y = data.labels[start : start + batch_size].to(device)  # (b, N)
-        if not bool((y != IGNORE_INDEX).any()):
+        positions, targets = labelled_positions(labels_host[start : start + batch_size])
+        if not len(positions):
             continue
-        out = model(x, y)
-        correct += int((out.logits.argmax(-1) == out.targets).sum())
-        total += out.targets.numel()
-        loss_sum += float(F.cross_entropy(out.logits, out.targets, reduction="sum"))
+        x = data.inputs[start : start + batch_size].to(device)  # (b, N)
+        out = model.forward_labelled(x, positions.to(device), targets.to(device))
+        correct += (out.logits.argmax(-1) == out.targets).sum()
+        total += len(targets)
+        loss_sum += F.cross_entropy(out.logits, out.targets, reduction="sum").double()
     model.train(was_training)
-    return {"accuracy": correct / total, "loss": loss_sum / total, "num_correct": correct,
+    num_correct = int(correct)
+    return {"accuracy": num_correct / total, "loss": float(loss_sum) / total, "num_correct": num_correct,
             "num_queries": total}
+
+
+def labelled_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices (M,) of the labelled entries of a (b, N) label tensor (row-major, as a boolean mask selects
+    them) and those labels (M,) as int64: the arguments of ``LanguageModel.forward_labelled``. Called on the
+    CPU copy of the labels, so locating them never waits for a device."""
+    flat = labels.reshape(-1)
+    positions = (flat != IGNORE_INDEX).nonzero().squeeze(1)
+    return positions, flat[positions].long()
 
 
 def train(
@@ -223,7 +241,8 @@ def train(
     shuffle = torch.Generator().manual_seed(seed)
     model.to(device)
     model.train()
-    inputs, labels = train_data.inputs.to(device), train_data.labels.to(device)  # (n, N) each
+    inputs = train_data.inputs.to(device)  # (n, N)
+    labels_host = train_data.labels.cpu()  # the labelled positions of each batch are found on the host
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if official:  # constant within an epoch: the cosine of the epoch index (CosineAnnealingLR per epoch)
         factor = lambda s: cosine_lr_factor(s // steps_per_epoch, epochs, 0, min_lr_ratio)  # noqa: E731
@@ -243,10 +262,11 @@ def train(
     bar = progress_bar(total_steps, desc="train", enabled=progress)
     while step < total_steps and not stopped_early and diverged_at is None:
         # a fresh shuffle every epoch; the official loop keeps the set's own order
-        order = torch.arange(n, device=device) if official else torch.randperm(n, generator=shuffle).to(device)
+        order = torch.arange(n) if official else torch.randperm(n, generator=shuffle)  # on the host
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            out = model(inputs[idx], labels[idx])
+            positions, targets = labelled_positions(labels_host[idx])
+            out = model.forward_labelled(inputs[idx.to(device)], positions.to(device), targets.to(device))
             aux = model.auxiliary_loss()  # mixers' auxiliary losses of this forward (0.0 when none)
             opt.zero_grad(set_to_none=True)
             (out.loss + aux).backward()
@@ -259,7 +279,7 @@ def train(
             pending.append(out.loss.detach())
             pending_aux.append(aux.detach() if torch.is_tensor(aux) else out.loss.new_zeros(()))
             run_correct += (out.logits.detach().argmax(-1) == out.targets).sum()
-            run_total += out.targets.numel()
+            run_total += len(targets)
             bar.update(1)
             if step % eval_every == 0 or step == total_steps:
                 losses = torch.stack(pending).tolist()

@@ -2,6 +2,8 @@
 
 * ``conv.causal_conv`` (hand-written backward; shifted multiply-adds up to ``SHORT_FILTER_TAPS`` taps, FFT beyond)
   against ``causal_conv_direct`` (the sum of shifted copies, autograd's backward), on both sides of the crossover;
+* ``conv.causal_conv_rows`` (H3's channel-major rows: a Toeplitz product or FFTs with a hand-written backward)
+  against ``causal_conv_rows_direct``, each method and the automatic choice on both sides of its crossovers;
 * the mixers whose forward uses it or was reorganised (BaseConv, the official BaseConv, Hyena, H3 with its
   real-arithmetic SSM kernel, RWKV with detached stabilisers) against their ``forward_reference``, gradients with
   respect to the input and to every parameter;
@@ -17,7 +19,14 @@ import torch
 
 from mqar_theory.mixers import get_mixer
 from mqar_theory.mixers.baseconv import BaseConvOfficial
-from mqar_theory.mixers.conv import SHORT_FILTER_TAPS, causal_conv, causal_conv_direct
+from mqar_theory.mixers.conv import (
+    ROWS_TOEPLITZ_MAX_N,
+    SHORT_FILTER_TAPS,
+    causal_conv,
+    causal_conv_direct,
+    causal_conv_rows,
+    causal_conv_rows_direct,
+)
 from mqar_theory.plotting import REPO_ROOT
 from mqar_theory.sweep import audit
 
@@ -78,6 +87,35 @@ def test_causal_conv_only_one_input_needs_a_gradient():
     _compare(lambda: causal_conv(u, h), lambda: causal_conv_direct(u, h), [u])
 
 
+# (N, L, R): filter shorter / longer than the input, 1 token, and lengths either side of the crossover of "auto"
+ROW_CASES = [(12, 3, 2), (12, 20, 3), (1, 5, 2), (ROWS_TOEPLITZ_MAX_N, 9, 2),
+             (ROWS_TOEPLITZ_MAX_N + 2, ROWS_TOEPLITZ_MAX_N + 2, 3), (ROWS_TOEPLITZ_MAX_N + 3, 40, 5)]
+
+
+@pytest.mark.parametrize("method", ["toeplitz", "fft", "auto"])
+@pytest.mark.parametrize("N,L,R", ROW_CASES)
+def test_causal_conv_rows_matches_the_sum_of_shifted_copies(N, L, R, method):
+    torch.manual_seed(N * 1000 + L * 10 + R)
+    x = torch.randn(2, R, N, requires_grad=True)
+    h = torch.randn(L, 2, requires_grad=True)
+    _compare(lambda: causal_conv_rows(x, h, method=method), lambda: causal_conv_rows_direct(x, h), [x, h])
+
+
+def test_causal_conv_rows_is_causal_conv_along_the_last_dimension():
+    torch.manual_seed(3)
+    x, h = torch.randn(3, 4, 30), torch.randn(30, 3)
+    rows = causal_conv_rows(x, h)
+    direct = causal_conv(x.permute(1, 2, 0), h).permute(2, 0, 1)  # (R, N, G) convolved per channel g
+    assert _rel(rows, direct) <= TOL
+
+
+def test_causal_conv_rows_rejects_bad_input():
+    with pytest.raises(ValueError, match="x, h"):
+        causal_conv_rows(torch.randn(2, 3, 8), torch.randn(4, 3))
+    with pytest.raises(ValueError, match="method"):
+        causal_conv_rows(torch.randn(2, 3, 8), torch.randn(4, 2), method="dense")
+
+
 def test_causal_conv_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="u, h"):
         causal_conv(torch.randn(2, 8, 4), torch.randn(3, 5))
@@ -117,6 +155,18 @@ def test_mixer_fast_forward_matches_its_reference(name, kw, seq_len, n):
     _randomised(layer)
     torch.manual_seed(n)
     u = torch.randn(2, n, d, requires_grad=True)
+    params = [p for p in layer.parameters() if p.requires_grad]
+    _compare(lambda: layer(u), lambda: layer.forward_reference(u), [u, *params])
+
+
+@pytest.mark.parametrize("n", [ROWS_TOEPLITZ_MAX_N + 4, 9])
+def test_h3_channel_major_forward_on_both_sides_of_the_row_crossover(n):
+    """Zoology's H3 (head_dim 2, d_state = N) at a length whose convolutions take the FFTs, and a shorter input
+    of the same layer (Toeplitz products, filters cropped)."""
+    N = ROWS_TOEPLITZ_MAX_N + 4
+    layer = _randomised(get_mixer("h3", 4, N, head_dim=2, d_state=N))
+    torch.manual_seed(n)
+    u = torch.randn(2, n, 4, requires_grad=True)
     params = [p for p in layer.parameters() if p.requires_grad]
     _compare(lambda: layer(u), lambda: layer.forward_reference(u), [u, *params])
 

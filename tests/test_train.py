@@ -234,3 +234,86 @@ def test_train_data_errors(tiny_data):
         train(tiny_model(), train_data, unlabelled)
     with pytest.raises(ValueError, match="batch_size"):
         evaluate(tiny_model(), test_data, batch_size=0)
+
+
+def test_negative_token_ids_are_rejected_once_for_all_the_data(tiny_data):
+    train_data, test_data = tiny_data
+    bad = MQARData(train_data.inputs.clone(), train_data.labels.clone())
+    bad.inputs[3, 0] = -1
+    with pytest.raises(ValueError, match="train_data.*>= 0"):
+        train(tiny_model(), bad, test_data, progress=False)
+    bad = MQARData(train_data.inputs.clone(), train_data.labels.clone())
+    bad.labels[3, -1] = -5
+    with pytest.raises(ValueError, match="train_data.*-100"):
+        train(tiny_model(), bad, test_data, progress=False)
+
+
+def test_forward_labelled_is_forward_with_labels(tiny_data):
+    """The trainer's path (positions located on the host) gives forward's numbers bit for bit."""
+    from mqar_theory.train import labelled_positions
+
+    model = tiny_model(mixer="baseconv", mixer_kwargs=list(BASECONV_FIG2_KWARGS))
+    x, y = tiny_data[0].inputs[:20], tiny_data[0].labels[:20]
+    y = y.clone()
+    y[0, :] = IGNORE_INDEX  # a row with no label
+    positions, targets = labelled_positions(y)
+    a, b = model(x, y), model.forward_labelled(x, positions, targets)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.targets, b.targets) and torch.equal(a.loss, b.loss)
+
+
+class _ScalarReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the operations that read a tensor back to the host (``.item()``, ``int()``, ``bool()``: all
+    ``_local_scalar_dense``) or whose output size depends on values (``nonzero``, a boolean-mask index), outside
+    the optimizer's own bookkeeping (its step counters live on the host by design) and while ``counting``."""
+
+    def __init__(self):
+        super().__init__()
+        self.reads, self.counting = 0, True
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if self.counting and (name in ("_local_scalar_dense", "nonzero", "masked_select")
+                              or (name == "index" and any(getattr(t, "dtype", None) == torch.bool
+                                                          for t in args[1] if t is not None))):
+            self.reads += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _reads_during_training(tiny_data, steps: int, monkeypatch) -> int:
+    """Host reads issued while ``train`` runs ``steps`` steps with one evaluation at the end, not counting the
+    location of the labels (its ``nonzero`` runs on the CPU copy of the labels, never on the model's device)."""
+    import mqar_theory.train as train_module
+
+    mode = _ScalarReads()
+    real_positions, real_step = train_module.labelled_positions, torch.optim.AdamW.step
+
+    def positions_uncounted(labels):
+        mode.counting = False
+        try:
+            return real_positions(labels)
+        finally:
+            mode.counting = True
+
+    def step_uncounted(self, *a, **k):
+        mode.counting = False
+        try:
+            return real_step(self, *a, **k)
+        finally:
+            mode.counting = True
+
+    monkeypatch.setattr(train_module, "labelled_positions", positions_uncounted)
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_uncounted)
+    train_data, test_data = tiny_data
+    with mode:
+        train(tiny_model(), train_data, test_data, epochs=steps, batch_size=len(train_data), eval_every=steps,
+              progress=False, device="cpu")
+    return mode.reads
+
+
+def test_training_steps_read_nothing_back_to_the_host(tiny_data, monkeypatch):
+    """The host reads of a run do not grow with its number of steps: the losses and accuracies of the steps stay
+    on the device until an evaluation, and a step checks and masks nothing on the device. (Counted on the CPU;
+    on a GPU each of these reads would be a synchronisation.) The count would grow by several per step with
+    forward's per-batch checks and boolean mask."""
+    few, more = _reads_during_training(tiny_data, 2, monkeypatch), _reads_during_training(tiny_data, 6, monkeypatch)
+    assert few == more, (few, more)

@@ -86,9 +86,10 @@ def _flops(name, d, N, n, kw):
     if name == "hyena":
         o = kw["filter_order"]
         return 8 * d * d + 2 * (3 * o + 2 * o * o + o * d) + _fft_conv(n, n, d) / n
-    if name == "h3":
+    if name == "h3":  # head_dim 1: H = d heads of one row each; dense Toeplitz products up to n = 64, FFTs beyond
         m = kw["d_state"]
-        return 8 * d * d + 2 * d * m + (_fft_conv(n, m, d) + _fft_conv(n, n, d)) / n
+        conv = 2 * d * n * n * 2 if n <= 64 else _fft_conv(n, m, d) + _fft_conv(n, n, d)
+        return 8 * d * d + 2 * d * m + conv / n
     if name == "long_conv":
         return 4 * d * d + _fft_conv(n, n, d) / n
     if name == "rwkv":
@@ -278,3 +279,22 @@ def test_based_hybrids_build_and_learn(mixers):
     assert [type(b.mixer) for b in model.blocks] == [MIXERS[m] for m in mixers]
     losses = _previous_token_losses(model)
     assert losses[-1] < losses[0] - 0.1
+
+
+@pytest.mark.parametrize("n", [64, 70])
+def test_h3_flops_on_both_sides_of_the_row_crossover(n):
+    """Zoology's H3 (head_dim 2, d_state = N): dense Toeplitz products at n <= 64, FFTs beyond, where the diagonal
+    SSM transforms each head's p² rows and its one kernel (hand-derived here, counted from the forward)."""
+    dd, p, NN = 8, 2, 70
+    H = dd // p
+    torch.manual_seed(0)
+    m = get_mixer("h3", dd, NN, head_dim=p, d_state=NN).double()
+    counted = count_flops(m, torch.randn(1, n, dd, dtype=torch.float64)) / n
+    if n <= 64:
+        conv = 2 * dd * n * n + 2 * p * p * H * n * n
+    else:
+        L = 1 << (2 * n - 2).bit_length()  # the power of two >= n + n - 1
+        conv = (3 * dd + (2 * p * p + 1) * H) * 2.5 * L * math.log2(L)
+    expected = 8 * dd * dd + 2 * H * NN + conv / n
+    assert m.flops_per_token(n) == pytest.approx(counted, rel=1e-9)
+    assert m.flops_per_token(n) == pytest.approx(expected, rel=1e-9)

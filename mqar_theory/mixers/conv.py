@@ -18,7 +18,9 @@ d = 64, 1 thread, a shared 2-core machine, so +-30%): shifted adds against FFT a
 21 / 21 ms. The shifted adds would still win up to ~16-24 taps; the switch stays at 8 taps, where
 ``causal_conv_flops`` (and the FLOPs of every record) counts it. A Toeplitz matmul (one N x N banded matrix
 per channel, with the two layout copies (B, N, d) <-> (d, N, B) it needs) took 0.6-1.1x the FFT's time at
-N = 16, 0.9-1.4x at N = 32, 1.2-1.5x at N = 64 and 1.7-2.8x at N >= 128 (d = 32 / 64 / 128), so it is not used.
+N = 16, 0.9-1.4x at N = 32, 1.2-1.5x at N = 64 and 1.7-2.8x at N >= 128 (d = 32 / 64 / 128), so it is not used
+here. ``causal_conv_rows`` is the layout without those copies: rows (G, R, N) already contiguous along the sequence
+(H3 computes its projections channel-major), where the Toeplitz product wins up to N = 64.
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ import torch
 
 from ..flops import fft_flops
 
-__all__ = ["causal_conv", "causal_conv_direct", "cyclic_conv", "cyclic_conv_direct", "causal_conv_flops"]
+__all__ = ["causal_conv", "causal_conv_direct", "causal_conv_rows", "causal_conv_rows_direct", "causal_conv_rows_flops",
+           "cyclic_conv", "cyclic_conv_direct", "causal_conv_flops"]
 
 #: filters of at most this many taps (after cropping to the input) are shifted adds in ``causal_conv``, not FFTs
 SHORT_FILTER_TAPS = 8
+
+#: ``causal_conv_rows`` multiplies by the dense Toeplitz matrix up to this input length, FFTs beyond (crossover of
+#: ``benchmarks/conv_rows.py``; a rule of the length alone, so that FLOPs per token do not depend on the batch)
+ROWS_TOEPLITZ_MAX_N = 64
 
 
 def _next_pow2(n: int) -> int:
@@ -93,6 +100,86 @@ def causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"u, h: need u (B, N, d) and h (L, d) with the same d, got {tuple(u.shape)}, "
                          f"{tuple(h.shape)}")
     return _CausalConvFn.apply(u, h[: u.shape[1]])  # only the first N taps can reach the sequence
+
+
+def toeplitz(h: torch.Tensor, N: int) -> torch.Tensor:
+    """The causal convolution by h (L, G) of length-N rows as G matrices: S (G, N, N), S[g, j, i] = h[i - j, g] for
+    0 <= i - j < L (zero elsewhere), so that ``x @ S`` convolves every row of x (G, R, N). Built as a view of the
+    padded filter (an ``unfold``) and one flip: autograd's backward sums the gradient of S along its diagonals."""
+    L, G = min(h.shape[0], N), h.shape[1]
+    padded = torch.cat([h.new_zeros(N - 1, G), h[:L], h.new_zeros(N - L, G)])  # (2N-1, G): padded[N-1+s] = h[s]
+    return padded.T.unfold(1, N, 1).flip(1)  # (G, N, N): [g, j, i] = padded[N-1-j+i]
+
+
+class _RowConvFFTFn(torch.autograd.Function):
+    """``_CausalConvFn``'s FFT path for rows: x (G, R, N), h (L <= N, G) -> (G, R, N), transforms along the last,
+    contiguous dimension (about twice as fast on a CPU as along the middle one of (B, N, d)).
+    Backward: g_x = irfft(ĝ conj(ĥ)), g_h = irfft(Σ_r ĝ conj(x̂)), reusing x̂ and ĥ from the forward."""
+
+    @staticmethod
+    def forward(ctx, x, h):
+        N, L = x.shape[-1], h.shape[0]
+        n = _next_pow2(N + L - 1)
+        xf = torch.fft.rfft(x, n=n)  # (G, R, n/2+1)
+        hf = torch.fft.rfft(h.T, n=n)[:, None]  # (G, 1, n/2+1)
+        ctx.save_for_backward(xf, hf)
+        ctx.n, ctx.N, ctx.L = n, N, L
+        return torch.fft.irfft(xf * hf, n=n)[..., :N]
+
+    @staticmethod
+    def backward(ctx, g):
+        xf, hf = ctx.saved_tensors
+        n, N, L = ctx.n, ctx.N, ctx.L
+        gf = torch.fft.rfft(g, n=n)
+        gx = torch.fft.irfft(gf * hf.conj(), n=n)[..., :N] if ctx.needs_input_grad[0] else None
+        gh = torch.fft.irfft((gf * xf.conj()).sum(1), n=n)[:, :L].T if ctx.needs_input_grad[1] else None
+        return gx, gh
+
+
+def causal_conv_rows(x: torch.Tensor, h: torch.Tensor, method: str = "auto") -> torch.Tensor:
+    """Causal convolution of every row of x (G, R, N) by its group's filter h (L, G): the layout in which G groups
+    of R rows share a filter (H3's heads, whose p² outer-product channels share one SSM kernel). Same sums as
+    ``causal_conv`` (module docstring), along the last dimension: ``causal_conv_rows(x, h)[g, r]`` equals
+    ``causal_conv(x[g, r][None, :, None], h[:, g, None])``.
+
+    ``method="toeplitz"``: one batched product x @ S with the dense (N, N) Toeplitz matrix of each group
+    (``toeplitz``): 2N² FLOPs per row against the FFT's O(N log N), but one large matmul instead of three
+    transforms and complex products, which a CPU runs several times faster per FLOP. ``"fft"``: ``_RowConvFFTFn``.
+    ``"auto"`` takes the Toeplitz product up to N = ``ROWS_TOEPLITZ_MAX_N`` = 64. Measured (forward + backward, one
+    thread, ``benchmarks/conv_rows.py``, H3's shapes at d = 32 / 64 / 128, batch 64, time Toeplitz / FFT): 64 rows
+    per group (the shift SSM): 0.8 at N = 32, 0.7-1.2 at 64, 1.3-1.4 at 96, 2.5-2.6 at 128; 256 rows (the diagonal
+    SSM): 0.4-0.5 at 32, 0.6 at 64, 0.7 at 96, 1.2-1.3 at 128, 0.9-1.8 at 256. A larger group would move the
+    crossover up (its product runs closer to the matmul peak); the rule is the length alone, so that
+    ``causal_conv_rows_flops``, and a model's FLOPs per token, do not depend on the batch.
+    ``causal_conv_rows_direct`` is the reference (``tests/test_fast_paths.py``, both methods, both sides)."""
+    if x.dim() != 3 or h.dim() != 2 or h.shape[1] != x.shape[0]:
+        raise ValueError(f"x, h: need x (G, R, N) and h (L, G) with the same G, got {tuple(x.shape)}, "
+                         f"{tuple(h.shape)}")
+    if method not in ("auto", "toeplitz", "fft"):
+        raise ValueError(f"method={method!r}: must be 'auto', 'toeplitz' or 'fft'")
+    N = x.shape[-1]
+    h = h[:N]  # only the first N taps can reach the sequence
+    if method == "toeplitz" or (method == "auto" and N <= ROWS_TOEPLITZ_MAX_N):
+        return torch.bmm(x, toeplitz(h, N))
+    return _RowConvFFTFn.apply(x, h)
+
+
+def causal_conv_rows_flops(n: int, taps: int, groups: int, rows: int) -> float:
+    """FLOPs of ``causal_conv_rows`` (``method="auto"``) of one sequence's ``groups`` x ``rows`` rows of length n by
+    a ``taps``-tap filter per group (``mqar_theory.flops`` convention): the dense product 2·rows·n² per group up to
+    ``ROWS_TOEPLITZ_MAX_N``, else the transforms of the rows (forward and inverse) and of each group's filter."""
+    if n <= ROWS_TOEPLITZ_MAX_N:
+        return 2.0 * groups * rows * n * n
+    return (2 * groups * rows + groups) * fft_flops(_next_pow2(n + min(taps, n) - 1))
+
+
+def causal_conv_rows_direct(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Reference for ``causal_conv_rows``: the sum of shifted copies along the last dimension."""
+    N = x.shape[-1]
+    y = torch.zeros_like(x)
+    for k in range(min(h.shape[0], N)):
+        y[..., k:] += h[k][:, None, None] * x[..., : N - k]
+    return y
 
 
 def causal_conv_flops(n: int, taps: int, d: int) -> float:

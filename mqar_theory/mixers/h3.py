@@ -28,8 +28,9 @@ log Δ ~ U[log 1e-3, log 1e-1], C ~ CN(0, 1), D ~ N(0, 1); shift_C ~ N(0, 1/m), 
 projections ``nn.Linear``.
 
 ``forward`` computes both kernels explicitly for the input length n (the diagonal one as one batched
-product of the mode weights with the powers Ā^l) and applies them by FFT; ``forward_reference`` runs
-both SSMs as recurrences, one step at a time.
+product of the mode weights with the powers Ā^l) and applies them to the channel-major rows of the
+projections (``causal_conv_rows``: a dense Toeplitz product at short lengths, FFTs beyond); ``forward_reference``
+runs both SSMs as recurrences, one step at a time.
 """
 
 from __future__ import annotations
@@ -41,33 +42,15 @@ from torch import nn
 
 from ..utils import is_int
 from .base import Mixer
-from .conv import causal_conv, causal_conv_flops
+from .conv import causal_conv_rows, causal_conv_rows_flops
 from .recurrent import check_step, empty_history, fir_step, param_like, zeros
 
 __all__ = ["H3"]
 
 
-def _outer_fast(k: torch.Tensor, v: torch.Tensor, H: int, p: int) -> torch.Tensor:
-    """``H3._outer`` with k, v made contiguous in the (B, n, p, H) layout first: the broadcast product and its
-    backward then run on contiguous operands (about 2x faster forward + backward at p = 2 than on the transposed
-    views). (B, n, d) x 2 -> (B, n, p·p·H), entry (i, j, h) = k[h·p + i] v[h·p + j]."""
-    B, n, _ = k.shape
-    kh = k.view(B, n, H, p).transpose(-1, -2).contiguous()  # (B, n, p, H): kh[..., i, h] = k[h·p + i]
-    vh = v.view(B, n, H, p).transpose(-1, -2).contiguous()
-    return (kh[:, :, :, None, :] * vh[:, :, None, :, :]).view(B, n, p * p * H)
-
-
-def _read_fast(q: torch.Tensor, y: torch.Tensor, H: int, p: int) -> torch.Tensor:
-    """``H3._read`` as p products summed, Σ_i q_i ⊙ y[i, :] with q_i broadcast over j, instead of one product
-    over (i, j) and a sum over i (whose backward multiplies an expanded gradient: about 1.7x slower at p = 2).
-    q (B, n, d), y (B, n, p·p·H) -> (B, n, d), channel j·H + h."""
-    B, n, d = q.shape
-    qh = q.view(B, n, H, p).transpose(-1, -2)  # (B, n, p, H)
-    y5 = y.view(B, n, p, p, H)  # (B, n, i, j, H)
-    out = qh[:, :, 0, None, :] * y5[:, :, 0]  # (B, n, p, H): i = 0
-    for i in range(1, p):
-        out = out + qh[:, :, i, None, :] * y5[:, :, i]
-    return out.reshape(B, n, d)
+def _with_skip(K: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """The kernel of K ∗ u + D ⊙ u as one convolution: K (L, C) with D (C,) added to its lag-0 tap."""
+    return torch.cat([K[:1] + D, K[1:]])
 
 
 class H3(Mixer):
@@ -131,12 +114,27 @@ class H3(Mixer):
         return (qh[:, :, :, None, :] * y.view(B, n, p, p, H)).sum(2).reshape(B, n, d)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, n, d)
-        n, pp = u.shape[1], self.head_dim**2
-        q, k, v = self.q_proj(u), self.k_proj(u), self.v_proj(u)  # (B, n, d) each
-        k = causal_conv(k, self.shift_C) + self.shift_D * k  # shift SSM
-        kv = _outer_fast(k, v, self.num_heads, self.head_dim)  # (B, n, p²H)
-        y = causal_conv(kv, self.diag_kernel(n).repeat(1, pp)) + self.D.repeat(pp) * kv  # diagonal SSM
-        return self.out_proj(_read_fast(q, y, self.num_heads, self.head_dim))
+        """Channel-major: the projections are computed transposed, (d, B, n), so that every sequence is a
+        contiguous row; then the shift SSM is one row convolution per channel, the outer product per head is a
+        broadcast product into (H, p, p, B, n), the diagonal SSM one row convolution per head over its p²·B rows
+        (``causal_conv_rows``: a Toeplitz product or FFTs; each SSM's D u is its kernel's lag-0 tap, K[0] + D), and
+        the read-out Σ_i q_i y[i, j] lands in channel
+        h·p + j, which the output projection reads through its columns permuted to the official j·H + h. No
+        layout copy of an activation, forward or backward."""
+        B, n, d = u.shape
+        H, p = self.num_heads, self.head_dim
+        W = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])  # (3d, d)
+        b = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])  # (3d,)
+        q, k, v = torch.addmm(b[:, None], W, u.reshape(B * n, d).T).view(3, d, B, n).unbind(0)  # (d, B, n) each
+        k = causal_conv_rows(k, _with_skip(self.shift_C, self.shift_D))  # shift SSM, (d, B, n)
+        kv = (k.view(H, p, 1, B, n) * v.view(H, 1, p, B, n)).view(H, p * p * B, n)  # kv[h, i, j] = k_i v_j
+        y = causal_conv_rows(kv, _with_skip(self.diag_kernel(n), self.D))  # diagonal SSM, (H, p²B, n)
+        y, qh = y.view(H, p, p, B, n), q.view(H, p, B, n)
+        out = qh[:, 0, None] * y[:, 0]  # (H, p, B, n): Σ_i q_i y[i, j], i = 0
+        for i in range(1, p):
+            out = out + qh[:, i, None] * y[:, i]
+        W_out = self.out_proj.weight.view(d, p, H).transpose(1, 2).reshape(d, d)  # column h·p + j
+        return torch.addmm(self.out_proj.bias, out.view(d, B * n).T, W_out.T).view(B, n, d)
 
     def forward_reference(self, u: torch.Tensor) -> torch.Tensor:
         """Both SSMs as recurrences over t: a shift register of m inputs, then m/2 complex modes."""
@@ -166,12 +164,13 @@ class H3(Mixer):
         return self.d_model * (min(self.d_state - 1, n) + self.head_dim * self.d_state)
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
-        """8d² (four projections) + 2Hm (the diagonal kernel: one (1×m)·(m×n) product per head, per
-        sequence, over n) + the two FFT convolutions (the shift kernel on d channels only when min(m, n) > 8
-        taps, the diagonal one on p·d channels)."""
-        n, d, m, p = self._n(seq_len), self.d_model, self.d_state, self.head_dim
-        conv = causal_conv_flops(n, m, d) + causal_conv_flops(n, n, p * d)
-        return 8.0 * d * d + 2.0 * self.num_heads * m + conv / n
+        """8d² (the projections) + 2Hm (the diagonal kernel: one (1×m)·(m×n) product per head, per sequence,
+        over n) + the two row convolutions as ``forward`` computes them (``causal_conv_rows_flops``): the shift
+        kernel on d rows, the diagonal one per head on its p² rows; dense Toeplitz products (2n per row and
+        token) up to n = 64, FFTs beyond."""
+        n, d, m, p, H = self._n(seq_len), self.d_model, self.d_state, self.head_dim, self.num_heads
+        conv = causal_conv_rows_flops(n, m, d, 1) + causal_conv_rows_flops(n, n, H, p * p)
+        return 8.0 * d * d + 2.0 * H * m + conv / n
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, seq_len={self.seq_len}, d_state={self.d_state}, head_dim={self.head_dim}"
