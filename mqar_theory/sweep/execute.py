@@ -110,6 +110,8 @@ def execute_run(run, *, spec_name: str, device="auto", threads: int | None = 1, 
         "resolved": resolved, "seed": resolved.get("seed"), "status": "failed", "error": None,
         "metrics": {}, "history": [], "threads": torch.get_num_threads(), **prov,
     }  # fmt: skip
+    if getattr(run, "note", None) is not None:
+        record["bracket"] = run.note  # an lr the sweep added beyond its grid's edge (sweep.bracket)
     t0 = time.perf_counter()
     try:
         dev = resolve_device(device)

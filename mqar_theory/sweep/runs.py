@@ -58,6 +58,7 @@ class Run:
     model: str
     config: dict
     sources: dict = field(default_factory=dict, repr=False)  # key -> where in the spec it was set
+    note: dict | None = field(default=None, repr=False, compare=False)  # why a sweep added it (its record's "bracket")
 
     @property
     def hash(self) -> str:

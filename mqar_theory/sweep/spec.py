@@ -28,6 +28,10 @@ A spec is a mapping with these keys (anything else is an error):
 ``select``
     ``{metric: test_accuracy, over: [lr]}`` (the default): the paper's rule, the last evaluation's test
     accuracy maximised over the learning rate per (model, d_model, task) cell.
+``lr_bracket``
+    ``true`` or ``{step, max_rounds, solved}``: after the grid, every unsolved cell whose best lr is at an edge
+    of the lrs run gets the next lr beyond it, for every seed, until its best lr is interior
+    (``mqar_theory.sweep.bracket``). Needs ``lr`` set (an axis or in ``base``).
 
 A ``run_mqar`` argument may be set by at most one of ``models``, ``task`` and the other axes (``base``
 gives defaults under all of them), so no value silently overrides another. The runs are the Cartesian
@@ -56,7 +60,7 @@ SWEEPS_DIR = Path(__file__).resolve().parent.parent.parent / "sweeps"
 
 #: arguments of run_mqar that are options of the sweep, not part of a run's config
 NOT_CONFIG = {"device", "progress"}
-TOP_KEYS = ("name", "description", "base", "models", "model_sets", "model_set", "axes", "select")
+TOP_KEYS = ("name", "description", "base", "models", "model_sets", "model_set", "axes", "select", "lr_bracket")
 RECIPES = ("clean", "official")
 SELECT_METRICS = ("test_accuracy", "best_test_accuracy", "train_accuracy")
 
@@ -104,6 +108,7 @@ class Spec:
     path: str | None = None
     model_sets: dict[str, list[str]] = field(default_factory=dict)
     model_set: str | None = None
+    lr_bracket: object = None  # a bracket.BracketRule, or None
     _runs: list | None = field(default=None, repr=False, compare=False)
 
     def runs(self):
@@ -253,9 +258,15 @@ def parse_spec(data, name: str | None = None, path: str | None = None) -> Spec:
         if o not in allowed:
             raise SpecError(f"select.over: {o!r} is not a run_mqar argument")
 
+    from .bracket import parse_bracket
+
+    rule = parse_bracket(data.get("lr_bracket"), base, metric, error=SpecError)
+    lr_in_models = models is not None and all("lr" in m for m in models.values())
+    if rule is not None and "lr" not in axes and "lr" not in base and not lr_in_models:
+        raise SpecError("lr_bracket: needs lr set, as an axis (axes.lr), in base or in every model")
     spec = Spec(name=name, base=dict(base), models=None if models is None else {m: dict(c) for m, c in
                 models.items()}, axes=axes, select={"metric": metric, "over": list(over)},
-                description=description, path=path, model_sets=model_sets, model_set=model_set)
+                description=description, path=path, model_sets=model_sets, model_set=model_set, lr_bracket=rule)
     _validate_runs(spec)
     return spec
 

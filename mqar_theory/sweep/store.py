@@ -156,6 +156,7 @@ def record_row(rec: dict) -> dict:
         row[col] = rec.get("metrics", {}).get(k)
     for k in INFO:
         row[k] = rec.get(k)
+    row["bracket"] = (rec.get("bracket") or {}).get("reason")  # why a bracketing sweep added this lr (else None)
     return row
 
 

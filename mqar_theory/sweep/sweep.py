@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .spec import SpecError, load_spec
 
-__all__ = ["run_sweep", "plan", "RETRAIN_ENV"]
+__all__ = ["run_sweep", "plan", "all_runs", "RETRAIN_ENV"]
 
 #: set to 1 to retrain every run of a sweep instead of reusing its records
 RETRAIN_ENV = "MQAR_RETRAIN"
@@ -54,9 +54,30 @@ def plan(spec, results_dir=None, retrain: bool | None = None):
     retrain = _retrain(retrain)
     done = set() if (results_dir is None or retrain) else recorded_hashes(results_dir)
     rows = []
-    for run in spec.runs():
-        rows.append({"hash": run.hash, "model": run.model, "recorded": run.hash in done, **run.config})
+    for run in all_runs(spec, results_dir):
+        rows.append({"hash": run.hash, "model": run.model, "recorded": run.hash in done, **run.config,
+                     "bracket": None if run.note is None else run.note["reason"]})
     return pd.DataFrame(rows)
+
+
+def _records_by_hash(results_dir) -> dict[str, dict]:
+    from .store import load_records
+
+    if results_dir is None or not Path(results_dir).is_dir():
+        return {}
+    return {r["hash"]: r for r in load_records(results_dir) if "hash" in r}
+
+
+def all_runs(spec, results_dir=None) -> list:
+    """The spec's grid runs, then the runs its ``lr_bracket`` adds given the records under ``results_dir``
+    (``sweep.bracket``: the rounds the records already decide; none without ``lr_bracket``)."""
+    from .bracket import bracket_runs
+
+    spec = load_spec(spec)
+    runs = spec.runs()
+    if spec.lr_bracket is None:
+        return runs
+    return runs + bracket_runs(runs, _records_by_hash(results_dir), spec.lr_bracket)
 
 
 def _retrain(retrain: bool | None) -> bool:
@@ -107,14 +128,28 @@ def run_sweep(spec, results_dir, workers: int = 1, device="auto", backend: str =
         bar.update(1)
         bar.set_postfix_str(f"{record['model']} {record.get('status')}", refresh=False)
 
+    kw = dict(spec_name=spec.name, workers=workers, device=device, threads=threads, prov=prov,
+              on_record=on_record)
+    executed: set[str] = set()
+
+    def execute(batch) -> None:
+        if backend == "local":
+            run_local(batch, out, **kw)
+        else:
+            run_ray(batch, out, gpus_per_run=gpus_per_run, **kw)
+        executed.update(r.hash for r in batch)
+
     try:
         if todo:
-            kw = dict(spec_name=spec.name, workers=workers, device=device, threads=threads, prov=prov,
-                      on_record=on_record)
-            if backend == "local":
-                run_local(todo, out, **kw)
-            else:
-                run_ray(todo, out, gpus_per_run=gpus_per_run, **kw)
+            execute(todo)
+        while spec.lr_bracket is not None:  # bracketing rounds: each decided on the records written so far
+            runs = all_runs(spec, out)
+            batch = [r for r in runs if r.hash not in done and r.hash not in executed]
+            if not batch:
+                break
+            bar.total = len(runs)
+            bar.refresh()
+            execute(batch)
     finally:
         close_bar(bar, failed=f"{len(failed)} of {len(todo)} runs failed" if failed else None)
         df = load_results(out)  # read the records once: the table file and the returned rows
