@@ -50,10 +50,13 @@ reproduces, for the paper's Figure 2 experiments, what the official code (HazyRe
 3. *Embedding dropout*: ``dropout=None`` means 0.1 (the official ``embed_dropout``) for TransformerBlock
    models and 0 for Mamba; an explicit ``dropout > 0`` for an all-Mamba model is an error.
 4. *Mixers*: ``baseconv`` is ``BaseConvOfficial`` (implicit MLP filter for long layers, ``+u`` skips,
-   shared biases); ``attention`` gets ``dropout=0.1`` on its probabilities; ``h3`` gets ``head_dim=2`` and
-   ``d_state=seq_len``; ``hyena`` gets ``positional="official"`` (trainable z, frequency 1e-4); ``rwkv``
-   gets ``layer_idx`` = its layer and ``n_layer=12`` (the official constructor's default). Each is a
-   default under the spec's own ``mixer_kwargs``, which still win.
+   shared biases); ``attention`` gets ``dropout=0.1`` on its probabilities; ``h3`` gets ``head_dim=2``,
+   ``d_state=seq_len`` and the official SSMs (``train_B=True``, ``shift_init="official"``,
+   ``discretization="bilinear"``: B trained in both SSMs, the shift SSM's C from ``kaiming_uniform_(a=√5)``,
+   the bilinear transform; the parameter count of the official model); ``hyena`` gets
+   ``positional="official"`` (trainable z, frequency 1e-4); ``rwkv`` gets ``layer_idx`` = its layer and
+   ``n_layer=12`` (the official constructor's default). Each is a default under the spec's own
+   ``mixer_kwargs``, which still win.
 5. *Init*: as the official ``_init_weights`` reaches each module: ``out_proj`` rescaling only where the
    official module has a parameter named ``out_proj.weight`` (attention, Hyena): not H3 (official name
    ``output_linear``) nor Based (``proj_o``); RWKV's Linear layers keep PyTorch's default init (the
@@ -63,8 +66,8 @@ The official Figure 2 "based" model is the per-layer hybrid [BaseConv k=3, Based
 list here (``mixer=["baseconv", "based"]``, ``mixer_kwargs=[{"kernel_size": 3}, {"feature_dim": 8}]``);
 ``sweeps/figure2_paper.yaml`` names it so. The training loop's side of the recipe is in ``train``.
 Not reproduced (differences too small to matter, each stated where it lives): attention's -10000 mask (vs -inf),
-Based's ε = 1e-12 in its normaliser, H3's bilinear discretisation and trained B, RWKV's bf16 rounding of the WKV
-output, and the official data seeds (``np.random.seed(123)``-derived; ours are ``data_seed`` and an offset).
+Based's ε = 1e-12 in its normaliser, RWKV's bf16 rounding of the WKV output, and the official data seeds
+(``np.random.seed(123)``-derived; ours are ``data_seed`` and an offset).
 
 ``forward(inputs)`` returns logits (B, n, c) for inputs of any length n <= seq_len. ``forward(inputs,
 labels)`` computes the head only at labelled positions (labels != -100), the expensive part at large c
@@ -174,6 +177,8 @@ def official_mixer(name: str, d_model: int, seq_len: int, layer: int, **kw) -> n
     elif name == "h3":
         kw.setdefault("head_dim", 2)
         kw.setdefault("d_state", seq_len)
+        for key, value in (("train_B", True), ("shift_init", "official"), ("discretization", "bilinear")):
+            kw.setdefault(key, value)
     elif name == "hyena":
         kw.setdefault("positional", "official")
     elif name == "rwkv":

@@ -209,6 +209,105 @@ def test_h3_head_dim_2_fft_matches_recurrence():
     assert m.state_size(10) == 8 * (9 + 2 * 10)  # the shift SSM's m-1 past inputs, p·d·m diagonal modes
 
 
+#: the official H3's three differences from the default form (mixers/h3.py docstring)
+H3_OFFICIAL = {"train_B": True, "shift_init": "official", "discretization": "bilinear"}
+
+
+def test_h3_parameter_count_equals_the_official_at_the_figure_2_size():
+    """d = 64, L = 64, V = 8192, 2 layers, recipe official: the official H3 has 587,136 parameters (B trained in
+    both SSMs: m·d + H·m = 4,096 + 2,048 more per layer); the default form has 574,848."""
+    official_form = LanguageModel(8192, 64, 64, mixer="h3", recipe="official")
+    default_form = LanguageModel(8192, 64, 64, mixer="h3", recipe="official",
+                                 mixer_kwargs={"train_B": False, "shift_init": "normal", "discretization": "zoh"})
+    assert all(getattr(b.mixer, k) == v for b in official_form.blocks for k, v in H3_OFFICIAL.items())
+    assert official_form.num_parameters() == 587_136
+    assert default_form.num_parameters() == 574_848  # the form of the records trained before
+
+
+def test_h3_official_shift_init_is_kaiming_uniform():
+    torch.manual_seed(0)
+    m = H3(256, 64, d_state=64, shift_init="official")
+    C = m.shift_C.detach()
+    assert float(C.abs().max()) <= 1 / 8 and float(C.abs().max()) > 0.99 / 8  # U(-1/√m, 1/√m), m = 64
+    assert abs(float(C.std()) - 1 / math.sqrt(3 * 64)) < 0.002  # 0.072
+    assert abs(float(H3(256, 64, d_state=64).shift_C.detach().std()) - 1 / 8) < 0.003  # the default N(0, 1/m)
+
+
+def test_h3_trained_B_shift_kernel_is_the_correlation_of_B_and_C():
+    """K_shift[l] = Σ_j B[j] C[j + l] (Ā^l B is B moved down l places), written out by hand; e_1 at init."""
+    torch.manual_seed(1)
+    m = H3(3, 8, d_state=4, train_B=True).double()
+    assert torch.equal(m.shift_kernel(), m.shift_C)  # B = e_1 at init
+    with torch.no_grad():
+        m.shift_B.copy_(torch.randn(4, 3))
+    B, C = m.shift_B.detach(), m.shift_C.detach()
+    want = torch.zeros(4, 3, dtype=torch.float64)
+    for l in range(4):
+        for j in range(4 - l):
+            want[l] += B[j] * C[j + l]
+    assert torch.allclose(m.shift_kernel(), want, atol=1e-14)
+
+
+def test_h3_bilinear_kernel_from_its_definition():
+    """K[l, h] = 2 Re Σ_n C_n B̄_n Ā_n^l with Ā = (1 + ΔA/2)/(1 - ΔA/2), B̄ = Δ B/(1 - ΔA/2), computed here in
+    complex arithmetic from the parameters (the layer builds its powers in real arithmetic from log Ā)."""
+    torch.manual_seed(3)
+    m = H3(4, 12, d_state=6, train_B=True, discretization="bilinear").double()
+    with torch.no_grad():
+        m.B.copy_(torch.randn_like(m.B))
+        m.log_dt.fill_(math.log(0.3))
+    A = torch.complex(-torch.exp(m.log_A_real), m.A_imag).detach()
+    dt = torch.exp(m.log_dt).detach()[:, None]
+    A_bar = (1 + dt * A / 2) / (1 - dt * A / 2)
+    B_bar = dt * torch.view_as_complex(m.B.detach()) / (1 - dt * A / 2)
+    CB = torch.view_as_complex(m.C.detach()) * B_bar
+    l = torch.arange(12, dtype=torch.float64)
+    want = 2 * (CB[:, :, None] * A_bar[:, :, None] ** l).sum(1).real.T  # (n, H)
+    assert torch.allclose(m.diag_kernel(12), want, atol=1e-12)
+    zoh = H3(4, 12, d_state=6).double()
+    zoh.load_state_dict({k: v for k, v in m.state_dict().items() if k not in ("B", "shift_B")})
+    assert not torch.allclose(zoh.diag_kernel(12), want, atol=1e-6)  # the two discretisations do differ
+
+
+@pytest.mark.parametrize("n", [9, 70])
+def test_h3_official_form_forward_step_and_reference_agree(n):
+    """Forward (Toeplitz products at n <= 64, FFTs beyond) against the recurrences and the token-by-token step,
+    with B trained and every parameter moved off its init, gradients included (float64)."""
+    from mqar_theory.mixers.base import run_recurrent
+
+    torch.manual_seed(n)
+    m = H3(4, 70, d_state=70, head_dim=2, **H3_OFFICIAL).double()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name not in ("log_dt", "log_A_real", "A_imag"):
+                p.copy_(0.5 * torch.randn_like(p))
+    u = torch.randn(2, n, 4, dtype=torch.float64, requires_grad=True)
+    y, ref = m(u), m.forward_reference(u)
+    scale = float(ref.detach().abs().max())
+    assert torch.allclose(y, ref, atol=1e-10 * scale)
+    assert torch.allclose(run_recurrent(m, u)[0], ref, atol=1e-10 * scale)
+    g = torch.randn_like(y)
+    params = [u, m.shift_B, m.B, m.shift_C]
+    for a, b in zip(torch.autograd.grad((y * g).sum(), params), torch.autograd.grad((ref * g).sum(), params),
+                    strict=True):
+        assert torch.allclose(a, b, atol=1e-10 * float(b.abs().max()))
+
+
+def test_h3_official_form_flops_match_the_count():
+    from mqar_theory.flops import count_flops
+
+    m = H3(8, 20, d_state=20, head_dim=2, train_B=True).double()
+    u = torch.randn(1, 20, 8, dtype=torch.float64)
+    assert m.flops_per_token(20) == pytest.approx(count_flops(m, u) / 20, rel=1e-9)
+
+
+@pytest.mark.parametrize("kw, name", [({"train_B": 1}, "train_B"), ({"shift_init": "kaiming"}, "shift_init"),
+                                      ({"discretization": "euler"}, "discretization")])
+def test_h3_official_options_reject_bad_values(kw, name):
+    with pytest.raises(ValueError, match=name):
+        H3(4, 8, **kw)
+
+
 def test_official_hyena_positional_features_trainable_at_frequency_1e4():
     m = official("hyena", d=8, N=4).blocks[0].mixer
     assert isinstance(m, Hyena) and isinstance(m.z, nn.Parameter) and m.z.requires_grad
