@@ -50,7 +50,7 @@ from .model import LanguageModel
 from .progress import close_bar, progress_bar
 from .utils import is_int, is_number, resolve_device, seed_everything
 
-__all__ = ["train", "evaluate", "run_mqar", "cosine_lr_factor", "TEST_SEED_OFFSET"]
+__all__ = ["train", "evaluate", "run_mqar", "cosine_lr_factor", "plateaued", "TEST_SEED_OFFSET"]
 
 #: ``run_mqar`` draws its test set with seed ``data_seed + TEST_SEED_OFFSET`` unless ``test_seed`` is given,
 #: so the train sets of nearby seeds (0, 1, 2, ...) never coincide with a test set.
@@ -150,6 +150,7 @@ def train(
     min_lr_ratio: float = 0.0,
     max_steps: int | None = None,
     target_accuracy: float | None = 0.99,
+    plateau_delta: float | None = None,
     eval_every: int | None = None,
     eval_batch_size: int = 256,
     train_eval_examples: int | None = None,
@@ -178,6 +179,11 @@ def train(
 
     ``max_steps`` caps the steps (the cosine schedule spans ``min(epochs * steps_per_epoch, max_steps)``);
     ``target_accuracy=None`` disables early stopping; ``eval_every`` is in steps (default: once per epoch).
+    ``plateau_delta``: a budget rule the same for every model (None: off). After at least
+    ``PLATEAU_MIN_EVALUATIONS`` evaluations, training stops once the best test accuracy of the last quarter of the
+    evaluations so far (the last ceil(e/4) of e) is not at least ``plateau_delta`` above the best before them: the
+    run has converged, whatever its budget (``epochs``, which also sets the cosine's length, is then a cap).
+    ``stop_reason`` says which rule ended the run: "target", "plateau", "budget" or "diverged".
     ``recipe``: ``"clean"`` or ``"official"`` loop (module docstring); None (default) takes the model's.
     """
     if isinstance(model, dict):
@@ -206,6 +212,8 @@ def train(
         raise ValueError(f"max_steps={max_steps!r}: must be None or an integer >= 1")
     if target_accuracy is not None and not (is_number(target_accuracy) and 0 < target_accuracy <= 1):
         raise ValueError(f"target_accuracy={target_accuracy!r}: must be None or a number in (0, 1]")
+    if plateau_delta is not None and not (is_number(plateau_delta) and 0 < plateau_delta < 1):
+        raise ValueError(f"plateau_delta={plateau_delta!r}: must be None or a number in (0, 1)")
     if eval_every is not None and not (is_int(eval_every) and eval_every >= 1):
         raise ValueError(f"eval_every={eval_every!r}: must be None (once per epoch) or an integer >= 1")
     if not (is_int(eval_batch_size) and eval_batch_size >= 1):
@@ -232,6 +240,8 @@ def train(
         target_accuracy=target_accuracy, eval_every=eval_every, eval_batch_size=eval_batch_size,
         train_eval_examples=train_eval_examples, grad_clip=grad_clip, seed=seed, recipe=recipe,
     )  # fmt: skip
+    if plateau_delta is not None:  # only when set: the configs of runs without it stay as they were
+        train_config["plateau_delta"] = plateau_delta
     n = len(train_data)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = epochs * steps_per_epoch if max_steps is None else min(epochs * steps_per_epoch, max_steps)
@@ -258,6 +268,7 @@ def train(
     run_correct, run_total = torch.zeros((), dtype=torch.long, device=device), 0
     stopped_early, step, test = False, 0, {"accuracy": float("nan"), "loss": float("nan")}
     diverged_at: int | None = None  # first optimizer step whose training loss was not finite
+    stop_reason = "budget"
     t0 = time.perf_counter()
     bar = progress_bar(total_steps, desc="train", enabled=progress)
     while step < total_steps and not stopped_early and diverged_at is None:
@@ -302,10 +313,18 @@ def train(
                 if target_accuracy is not None and (test["accuracy"] > target_accuracy if official
                                                     else test["accuracy"] >= target_accuracy):
                     stopped_early = step < total_steps
+                    stop_reason = "target"
+                    break
+                if plateau_delta is not None and step < total_steps and plateaued(
+                        [h["test_accuracy"] for h in history], plateau_delta):
+                    stopped_early, stop_reason = True, "plateau"
                     break
             if step >= total_steps:
                 break
-    close_bar(bar, reached=f"reached target {target_accuracy:g}" if stopped_early else None,
+    if diverged_at is not None:
+        stop_reason = "diverged"
+    close_bar(bar, reached=(f"reached target {target_accuracy:g}" if stop_reason == "target" else
+                            f"converged (plateau {plateau_delta:g})" if stop_reason == "plateau" else None),
               failed=f"diverged at step {diverged_at}" if diverged_at is not None else None)
     if diverged_at is not None:
         warnings.warn(f"training diverged: the loss was not finite at step {diverged_at} (lr={lr}); stopped at step "
@@ -323,6 +342,7 @@ def train(
         "steps": step,
         "epochs": step / steps_per_epoch,
         "stopped_early": stopped_early,
+        "stop_reason": stop_reason,
         "status": "diverged" if diverged_at is not None else "finished",
         "diverged_at_step": diverged_at,
         "seconds": seconds,
@@ -337,6 +357,21 @@ def train(
             "test_data": _data_config(test_data),
         },
     }
+
+
+#: the plateau rule looks at no fewer evaluations than this (with one per epoch: a quarter is >= 2 epochs)
+PLATEAU_MIN_EVALUATIONS = 8
+
+
+def plateaued(accuracies: list[float], delta: float) -> bool:
+    """``train``'s plateau rule on the test accuracies of the evaluations so far: at least
+    ``PLATEAU_MIN_EVALUATIONS`` of them, and the best of the last ceil(e/4) less than ``delta`` above the best
+    before them."""
+    e = len(accuracies)
+    if e < PLATEAU_MIN_EVALUATIONS:
+        return False
+    q = math.ceil(e / 4)
+    return max(accuracies[-q:]) < max(accuracies[:-q]) + delta
 
 
 def _data_config(data: MQARData) -> dict:

@@ -317,3 +317,31 @@ def test_training_steps_read_nothing_back_to_the_host(tiny_data, monkeypatch):
     forward's per-batch checks and boolean mask."""
     few, more = _reads_during_training(tiny_data, 2, monkeypatch), _reads_during_training(tiny_data, 6, monkeypatch)
     assert few == more, (few, more)
+
+
+def test_plateau_rule_on_fake_accuracies():
+    from mqar_theory.train import PLATEAU_MIN_EVALUATIONS, plateaued
+
+    assert not plateaued([0.3] * (PLATEAU_MIN_EVALUATIONS - 1), 0.01)  # too few evaluations to judge
+    assert plateaued([0.3] * PLATEAU_MIN_EVALUATIONS, 0.01)
+    rising = [0.1 * i for i in range(1, 9)]  # the last quarter (2 of 8) is 0.2 above the best before it
+    assert not plateaued(rising, 0.01) and plateaued(rising, 0.25)
+    late = [0.3] * 9 + [0.305, 0.4, 0.3]  # 12 evaluations: the last 3 hold 0.4 > 0.3 + 0.01
+    assert not plateaued(late, 0.01)
+    assert plateaued([0.3] * 9 + [0.305, 0.309, 0.3], 0.01)  # 0.009 above: converged
+
+
+def test_training_stops_at_a_plateau_and_says_why(tiny_data):
+    """A learning rate too small to move the model: the test accuracy stays flat, so the plateau rule ends the run
+    after PLATEAU_MIN_EVALUATIONS epochs of a 40-epoch cap; without the rule it runs the whole budget."""
+    from mqar_theory.train import PLATEAU_MIN_EVALUATIONS
+
+    train_data, test_data = tiny_data
+    kw = dict(lr=1e-7, epochs=40, batch_size=128, progress=False, device="cpu")
+    rec = train(tiny_model(), train_data, test_data, plateau_delta=0.01, **kw)
+    assert rec["stop_reason"] == "plateau" and rec["stopped_early"]
+    assert rec["epochs"] == PLATEAU_MIN_EVALUATIONS and rec["config"]["train"]["plateau_delta"] == 0.01
+    full = train(tiny_model(), train_data, test_data, epochs=12, **{k: v for k, v in kw.items() if k != "epochs"})
+    assert full["stop_reason"] == "budget" and full["epochs"] == 12 and "plateau_delta" not in full["config"]["train"]
+    with pytest.raises(ValueError, match="plateau_delta"):
+        train(tiny_model(), train_data, test_data, plateau_delta=0, **kw)

@@ -32,7 +32,7 @@ __all__ = ["execute_run", "provenance", "model_sizes", "SCHEMA"]
 
 SCHEMA = 1
 _METRICS = ("test_accuracy", "test_loss", "best_test_accuracy", "train_accuracy", "train_loss", "steps", "epochs",
-            "stopped_early")
+            "stopped_early", "stop_reason")
 
 
 def provenance() -> dict:
