@@ -291,3 +291,22 @@ def test_inputs_and_distances_are_checked():
         con.program(x, distances=[8])
     with pytest.raises(ValueError, match="distances: .* has repeats"):
         con.program(x, distances=[2, 2])
+
+
+def test_the_program_sees_only_what_the_theorem_grants():
+    """Two different inputs with the same interaction distances (and, with the row mask, the same first
+    occurrences) get identical programs: the builder reads the grant, never the tokens."""
+    c, N = 8, 8
+    a = torch.tensor([1, 4, 1, 4, 2, 5, 2, 5])  # keys 1, 2 repeated at distance 2; values 4, 5
+    b = torch.tensor([3, 6, 3, 6, 2, 7, 2, 7])  # other keys and values, the same distances and first occurrences
+    for mask in (True, False):
+        con = baseconv_input_dependent(c, N, mask_query_rows=mask).double()
+        ga, gb = con.grant(a), con.grant(b)
+        assert ga == gb, (ga, gb)
+        pa, pb = con.program(a).state_dict(), con.program(b).state_dict()
+        assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
+        assert not torch.equal(con(a[None]), con(b[None]))  # the inputs do differ, and so do the answers
+    other = torch.tensor([1, 4, 2, 5, 1, 4, 2, 5])  # distance 4: another grant, another program
+    con = baseconv_input_dependent(c, N).double()
+    assert con.grant(other)["distances"] != con.grant(a)["distances"]
+    assert not torch.equal(con.program(other).h_key, con.program(a).h_key)

@@ -64,9 +64,10 @@ selected shift set must exclude 0); m[j] depends on x_0..x_j; and changing token
 removes channels g whose M_g[i] is 0 unless s_g = i - j*, which depends on x_0..x_i and so stays selected.
 
 Batches (decision). Filters and row masks are chosen **per example**: ``forward`` programs each row
-from its own tokens (``program(row)``) and runs it; batch elements may have different distance
-sets. (A shared filter bank for a batch would work for the filters, but the row mask is a function
-of the example, so each example is its own BaseConv model, as in Thm 4.5.)
+from what Thm 4.5 grants about it (``program(row)`` = ``program_from(grant(row))``: the interaction distances
+and, with the row mask, the first occurrences; the builder never sees a token) and runs it; batch elements
+may have different distance sets. (A shared filter bank for a batch would work for the filters, but the row
+mask is a function of the example, so each example is its own BaseConv model, as in Thm 4.5.)
 
 Sizes (decision). The model is built with ``max_distances`` = T slots (default N - 1: every
 possible distance, so any input fits); an input needing more distinct distances is refused. The module
@@ -390,10 +391,13 @@ class BaseConvInputDependent(Construction):
         return (2 * self.max_distances + 1) * self.vocab_size
 
     # --- programming -------------------------------------------------------------------------
-    def program(self, tokens, distances: Sequence[int] | None = None) -> InputDependentProgram:
-        """The four layers for one sequence (N,) or (1, N): filters at ``interaction_distances``
-        (``repeat_distances`` without the row mask), or at the given ``distances`` (to test a shift set
-        that misses one), and the row mask."""
+    def grant(self, tokens, distances: Sequence[int] | None = None) -> dict:
+        """What the program of one sequence (N,) or (1, N) may know of it, and the only place it reads tokens:
+        ``distances``, the interaction distances of Thm 4.5 (``interaction_distances``; ``repeat_distances`` for
+        the printed version without the row mask), or the given ``distances`` (to test a shift set that misses
+        one); ``first`` (with ``mask_query_rows``), the positions holding a token's first occurrence, the row mask
+        m = 1 - f(x) of eq. (3)'s selector (a grant beyond the theorem, stated in the module docstring); ``n``, the
+        input's length. Tuples of ints and bools: no token reaches ``program_from``."""
         x = self.check_tokens(tokens)
         if x.shape[0] != 1:
             raise ValueError(f"tokens: program takes one sequence (filters are chosen per example), "
@@ -409,15 +413,25 @@ class BaseConvInputDependent(Construction):
                                      "(distance 0 would match a query with itself)")
             if len(set(distances)) != len(distances):
                 raise ValueError(f"distances: {distances} has repeats")
-            distances = sorted(distances)
+        first = tuple(bool(b) for b in first_occurrence_mask(x)[0]) if self.mask_query_rows else None
+        return {"distances": tuple(sorted(int(s) for s in distances)), "first": first, "n": int(x.shape[1])}
+
+    def program_from(self, grant: dict) -> InputDependentProgram:
+        """The four layers from a ``grant`` alone (Thm 4.5: the filters are impulses at the interaction
+        distances; the row mask from the first occurrences): two inputs with the same grant get the same program."""
+        distances = list(grant["distances"])
         if len(distances) > self.max_distances:
             raise ValueError(f"max_distances={self.max_distances}: this input needs {len(distances)} "
                              "distinct interaction distances")
         dtype, dev = self.linear_q.dtype, self.linear_q.device
-        row_mask = torch.ones(N, dtype=dtype, device=dev)
-        if self.mask_query_rows:
-            row_mask[: x.shape[1]] = first_occurrence_mask(x)[0].to(dtype=dtype, device=dev)
+        row_mask = torch.ones(self.seq_len, dtype=dtype, device=dev)
+        if grant["first"] is not None:
+            row_mask[: grant["n"]] = torch.tensor(grant["first"], dtype=dtype, device=dev)
         return self._program(distances, row_mask)
+
+    def program(self, tokens, distances: Sequence[int] | None = None) -> InputDependentProgram:
+        """The four layers for one sequence (N,) or (1, N): ``program_from(grant(tokens, distances))``."""
+        return self.program_from(self.grant(tokens, distances))
 
     # --- encode / decode ---------------------------------------------------------------------
     def encode(self, tokens) -> torch.Tensor:
