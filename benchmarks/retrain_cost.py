@@ -78,6 +78,12 @@ def time_jobs(jobs: list[dict], revision: str | None, threads: int, repeats: int
         return json.loads(proc.stdout)
 
 
+def _job(rec: dict) -> dict:
+    """What a record's training step is timed on: its model, batch size and training-data config."""
+    cfg = rec["trained_config"]
+    return {"model": cfg["model"], "batch_size": cfg["train"]["batch_size"], "data": cfg["train_data"]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default=str(REPO / "results"))
@@ -96,8 +102,7 @@ def main(argv=None) -> int:
     # the distinct (revision, model, batch) jobs, grouped by revision
     by_revision: dict[str, dict[str, dict]] = defaultdict(dict)
     for _, rec in records:
-        cfg = rec["trained_config"]
-        job = {"model": cfg["model"], "batch_size": cfg["train"]["batch_size"], "data": cfg["train_data"]}
+        job = _job(rec)
         by_revision[rec["git_revision"]][json.dumps(job, sort_keys=True)] = job
     t0 = time.perf_counter()
     ratio: dict[tuple[str, str], float] = {}
@@ -109,9 +114,7 @@ def main(argv=None) -> int:
             ratio[revision, k] = b / a
     hours_then, hours_now, count = defaultdict(float), defaultdict(float), defaultdict(int)
     for profile, rec in records:
-        cfg = rec["trained_config"]
-        job = {"model": cfg["model"], "batch_size": cfg["train"]["batch_size"], "data": cfg["train_data"]}
-        r = ratio[rec["git_revision"], json.dumps(job, sort_keys=True)]
+        r = ratio[rec["git_revision"], json.dumps(_job(rec), sort_keys=True)]
         hours_then[profile] += rec["wall_seconds"] / 3600
         hours_now[profile] += rec["wall_seconds"] * r / 3600
         count[profile] += 1
