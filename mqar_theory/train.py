@@ -48,6 +48,7 @@ from torch import nn
 from .data import IGNORE_INDEX, MQARConfig, MQARData, make_mqar
 from .model import LanguageModel
 from .progress import close_bar, progress_bar
+from .selection import selection_stats
 from .utils import is_int, is_number, resolve_device, seed_everything
 
 __all__ = ["train", "evaluate", "run_mqar", "cosine_lr_factor", "plateaued", "TEST_SEED_OFFSET"]
@@ -175,6 +176,8 @@ def train(
       ``step, epoch, lr, train_loss, train_accuracy`` (means over the training batches since the previous
       evaluation), ``test_loss, test_accuracy, seconds``, and ``aux_loss`` (mean of the mixers' auxiliary
       losses, ``LanguageModel.auxiliary_loss``, which the optimised loss adds to the task loss; 0 if none);
+    * ``selection`` (only for a model with a learned or programmatic ``SparseAttention``): per such layer, what it
+      selects on ``test_data`` against the query rows (``mqar_theory.selection.selection_stats``);
     * ``config``: ``{"model": ..., "train": ..., "train_data": ..., "test_data": ...}``.
 
     ``max_steps`` caps the steps (the cosine schedule spans ``min(epochs * steps_per_epoch, max_steps)``);
@@ -332,8 +335,10 @@ def train(
     m = n if train_eval_examples is None else min(n, train_eval_examples)
     train_subset = MQARData(train_data.inputs[:m], train_data.labels[:m])
     train_eval = evaluate(model, train_subset, batch_size=eval_batch_size)
+    selection = selection_stats(model, test_data, batch_size=eval_batch_size)  # [] without a sparse layer
     seconds = time.perf_counter() - t0
-    return {
+    extra = {"selection": selection} if selection else {}
+    return {**extra,
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "best_test_accuracy": max(h["test_accuracy"] for h in history),

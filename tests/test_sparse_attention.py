@@ -158,7 +158,9 @@ def test_model_sums_auxiliary_losses_and_gradients_reach_the_score():
 
 
 @pytest.mark.parametrize("kw", [dict(selection="topk"), dict(selection=None), dict(k=0), dict(k=-3), dict(k=2.5),
-                                dict(repeats="some"), dict(threshold=1.5), dict(num_heads=3)])
+                                dict(repeats="some"), dict(threshold=1.5), dict(num_heads=3), dict(budget="top"),
+                                dict(budget="threshold"), dict(straight_through=True),
+                                dict(straight_through=1, selection="learned")])
 def test_bad_arguments_rejected(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         get_mixer("sparse_attention", 4, 16, **kw)
@@ -196,3 +198,98 @@ def test_eq3_literally_matches_naive_reference(k):
     if k == 64:
         first = randomised("programmatic", k=k).selected(u, tokens)
         assert torch.all(sel | ~first) and bool((sel & ~first).any())
+
+
+# --- the learned rule's threshold budget and straight-through gradient ----------------------------------------
+def test_threshold_budget_selects_every_candidate_and_matches_naive_reference():
+    """budget="threshold": every row with f >= threshold, however many (k = 2 here, more are selected); the forward
+    equals the loop reference and the token-by-token step, and unselected rows are exactly 0."""
+    m = randomised("learned", k=2, budget="threshold")
+    tokens, u = token_input(n=20)
+    sel = m.selected(u)
+    assert torch.equal(sel, m.scores(u) >= 0.5) and bool((sel.sum(1) > 2).all())
+    y = m(u)
+    assert torch.allclose(y, m.forward_reference(u), atol=1e-10, rtol=1e-10) and torch.all(y[~sel] == 0)
+    capped = randomised("learned", k=2)  # the causal budget on the same weights keeps the first 2
+    assert torch.equal(capped.selected(u), sel & (sel.long().cumsum(1) <= 2))
+    state, steps = m.init_state(u.shape[0]), []
+    for t in range(u.shape[1]):
+        y_t, state = m.step(state, u[:, t])
+        steps.append(y_t)
+    assert torch.allclose(torch.stack(steps, 1), y, atol=1e-10, rtol=1e-10)
+
+
+def _grads(m, u, R):
+    m.zero_grad()
+    (m(u) * R).sum().backward()  # a loss linear in y: the upstream gradient R is the same for every layer
+    return {name: p.grad.clone() for name, p in m.named_parameters()}
+
+
+def test_straight_through_gives_the_scores_the_soft_gradient_and_attention_the_hard_one():
+    """With a loss linear in y, the straight-through layer's score gradient (w, b) equals the soft layer's
+    y_i = f_i o_i over every row (computed here densely, with the gate forced to f), its attention gradient equals
+    the plain threshold layer's, and its output equals the plain threshold layer's; without it the score gradient
+    differs (the unselected rows give none)."""
+    st = randomised("learned", k=2, budget="threshold", straight_through=True)
+    hard = randomised("learned", k=2, budget="threshold")
+    soft = randomised("learned", k=2, budget="threshold")
+    soft.threshold = 1e-300  # every row selected, gate f_i: the soft layer
+    _, u = token_input(n=20)
+    assert bool((~hard.selected(u)).any()) and bool(soft.selected(u).all())
+    R = torch.randn_like(u)
+    assert torch.equal(st(u), hard(u))
+    g_st, g_hard, g_soft = _grads(st, u, R), _grads(hard, u, R), _grads(soft, u, R)
+    for name in ("w", "b"):
+        assert torch.allclose(g_st[name], g_soft[name], atol=1e-12, rtol=1e-10)
+        assert not torch.allclose(g_st[name], g_hard[name], atol=1e-6)
+    for name in g_st:
+        if name not in ("w", "b"):
+            assert torch.allclose(g_st[name], g_hard[name], atol=1e-12, rtol=1e-10), name
+
+
+def test_selection_stats_count_against_a_loop():
+    """selection_stats' rows, precision and recall equal a count by loops over the (row, query) pairs, for the
+    programmatic rule and a learned one; on zero-filler MQAR the first-repeat rule finds every query."""
+    from mqar_theory.data import IGNORE_INDEX, MQARConfig, make_mqar
+    from mqar_theory.selection import selection_stats
+
+    data = make_mqar(MQARConfig(vocab_size=16, seq_len=24, num_kv_pairs=3, num_examples=10, seed=3))
+    torch.manual_seed(0)
+    model = LanguageModel(16, 8, 24, n_layers=3, mixer=["baseconv", "sparse_attention", "sparse_attention"],
+                          mixer_kwargs=[{"kernel_size": 3}, {"selection": "programmatic", "k": 64},
+                                        {"selection": "learned", "k": 2, "budget": "threshold"}])
+    with torch.no_grad():
+        model.blocks[2].mixer.b.fill_(0.1)
+    stats = selection_stats(model, data, batch_size=4)
+    assert [s["layer"] for s in stats] == [1, 2] and [s["selection"] for s in stats] == ["programmatic", "learned"]
+    masks = {}
+    hooks = [model.blocks[i].mixer.register_forward_hook(
+        lambda mod, args, kwargs, out, i=i: masks.__setitem__(i, mod.selected(args[0], kwargs.get("tokens"))),
+        with_kwargs=True) for i in (1, 2)]
+    model.eval()
+    with torch.no_grad():
+        model(data.inputs)
+    for h in hooks:
+        h.remove()
+    q = data.labels != IGNORE_INDEX
+    for s in stats:
+        sel = masks[s["layer"]]
+        chosen = sum(int(sel[b, i]) for b in range(10) for i in range(24))
+        hits = sum(int(sel[b, i] and q[b, i]) for b in range(10) for i in range(24))
+        assert s["rows_per_sequence"] == chosen / 10 and s["queries_per_sequence"] == 3.0
+        assert s["precision"] == hits / chosen and s["recall"] == hits / 30
+    assert stats[0]["recall"] == 1.0 and stats[0]["precision"] < 1.0  # the filler's first repeat is selected too
+    assert selection_stats(LanguageModel(16, 8, 24, mixer="baseconv"), data) == []
+    with pytest.raises(ValueError, match="batch_size"):
+        selection_stats(model, data, batch_size=0)
+
+
+def test_a_learned_hybrid_records_what_it_selects():
+    rec = run_mqar(["baseconv", "sparse_attention"], d_model=16, n_layers=2, vocab_size=16, seq_len=16,
+                   num_kv_pairs=2, num_train=64, num_test=32, epochs=1, batch_size=16, lr=3e-3, init_std=0.1,
+                   mixer_kwargs=[{"kernel_size": -1}, {"selection": "learned", "k": 4, "budget": "threshold",
+                                                       "straight_through": True}], device="cpu", progress=False)
+    (s,) = rec["selection"]
+    assert s["budget"] == "threshold" and s["k"] == 4 and 0 <= s["recall"] <= 1 and s["queries_per_sequence"] == 2
+    assert "selection" not in run_mqar("baseconv", d_model=16, vocab_size=16, seq_len=16, num_kv_pairs=2,
+                                       num_train=32, num_test=16, epochs=1, device="cpu", progress=False)

@@ -10,6 +10,8 @@ The record (a JSON-ready dict) holds:
 * ``metrics``: ``test_accuracy`` and ``test_loss`` (the last evaluation, the quantity the paper's Figure 2
   plots), ``best_test_accuracy``, ``train_accuracy`` and ``train_loss`` (memorisation shows as train >> test),
   ``steps``, ``epochs``, ``stopped_early``; ``history``: the learning curve, one entry per evaluation;
+* ``selection`` (sparse-attention models with a learned or programmatic rule): per such layer, the rows it
+  selected on the test set against the queries (``mqar_theory.selection.selection_stats``);
 * sizes: ``num_parameters`` and ``num_parameters_non_embedding`` (without the token and position
   embeddings), ``state_size`` (recurrent state in numbers after ``seq_len`` tokens, summed over the
   layers; ``None`` if some layer has no fixed-size state) and ``flops_per_token`` (forward, mixers only,
@@ -120,6 +122,8 @@ def execute_run(run, *, spec_name: str, device="auto", threads: int | None = 1, 
         out = run_mqar(**run.config, device=dev, progress=False)
         record["metrics"] = {k: out[k] for k in _METRICS}
         record["history"] = out["history"]
+        if out.get("selection"):  # what a sparse layer selected on the test set (mqar_theory.selection)
+            record["selection"] = out["selection"]
         record["trained_config"] = out["config"]
         record["data_seconds"] = out.get("data_seconds")
         finite = all(_finite(v) for v in out["loss_history"]) and _finite(out["train_loss"]) and _finite(
