@@ -128,7 +128,7 @@ def test_random_filler_specs_sweep_k_and_both_rules(name):
 
 def test_zero_filler_profile_keeps_its_records():
     p = plan("hybrids_zero_filler_cpu", REPO / "results" / "hybrids_zero_filler_cpu")
-    assert len(p) == 24 and p["recorded"].all()
+    assert p["bracket"].isna().sum() == 24 and p["recorded"].all()  # the grid's 24 and the lrs lr_bracket added
     assert not spec_models("hybrids_zero_filler_cpu")["base"].get("random_non_queries", False)
 
 
@@ -210,3 +210,68 @@ def test_summary_of_a_k_sweep_and_its_figure():
     assert labels == ["0", "4", "8", "16", "N=64"]
     with pytest.raises(ValueError, match="summary: missing column"):
         plot_hybrids(s.reset_index().drop(columns="gap_closed"))
+
+
+# --- coverage as the result; what a learned selector selects ---------------------------------------------------
+def _summary(rows):
+    return pd.DataFrame([dict(seq_len=64, d_model=32, model=m, rule=r, k=k, accuracy=a, accuracy_min=a - 0.01,
+                              accuracy_max=a + 0.01) for m, r, k, a in rows])
+
+
+def test_coverage_prediction_is_coverage_times_the_full_hybrid_plus_chance():
+    from mqar_theory.sweep.hybrids import coverage_prediction
+
+    s = _summary([("hybrid_attention", "full", math.nan, 0.9), ("baseconv", "-", math.nan, 0.25),
+                  ("p_all_4", "programmatic/all", 4, 0.5), ("p_first_8", "programmatic/first", 8, 0.3),
+                  ("learned_4", "learned", 4, 0.05)])
+    cov = pd.DataFrame([dict(seq_len=64, rule="programmatic/all", k=4, query_coverage=0.5),
+                        dict(seq_len=64, rule="programmatic/first", k=8, query_coverage=0.25)])
+    t = coverage_prediction(s, cov, vocab_size=64)
+    assert list(zip(t["rule"], t["k"])) == [("programmatic/all", 4), ("programmatic/first", 8)]  # not learned
+    assert t["predicted"].tolist() == pytest.approx([0.5 * 0.9 + 0.5 / 32, 0.25 * 0.9 + 0.75 / 32])
+    assert t["residual"].tolist() == pytest.approx([0.5 - 0.45 - 0.5 / 32, 0.3 - 0.225 - 0.75 / 32])
+    with pytest.raises(ValueError, match="full='attention'"):
+        coverage_prediction(s, cov, vocab_size=64, full="attention")
+    with pytest.raises(ValueError, match="vocab_size"):
+        coverage_prediction(s, cov, vocab_size=1)
+    with pytest.raises(ValueError, match="no row for rule 'programmatic/first', k = 8"):
+        coverage_prediction(s, cov.iloc[:1], vocab_size=64)
+    from mqar_theory.sweep.hybrid_figures import plot_accuracy_vs_coverage
+
+    fig = plot_accuracy_vs_coverage(t, title="t")
+    assert len(fig.axes[0].lines) >= 1 and len(fig.axes[0].texts) == 2
+    with pytest.raises(ValueError, match="no rows"):
+        plot_accuracy_vs_coverage(t.iloc[:0])
+
+
+def test_learned_selection_reads_the_records_selection():
+    from mqar_theory.sweep.hybrids import learned_selection, selection_rows
+
+    kw = json.dumps([{"kernel_size": -1}, {"selection": "learned", "k": 8, "budget": "threshold",
+                                           "straight_through": True, "aux_weight": 0.1}])
+    records = [{"hash": h, "model": "m", "selection": [{"layer": 1, "selection": "learned", "budget": "threshold",
+                                                        "k": 8, "rows_per_sequence": rows, "queries_per_sequence": 4.0,
+                                                        "precision": p, "recall": r}]}
+               for h, rows, p, r in (("a", 10.0, 0.4, 1.0), ("b", 6.0, 0.5, 0.75), ("c", 3.0, 0.1, 0.1))]
+    records.append({"hash": "d", "model": "baseconv"})
+    assert selection_rows(records)["hash"].tolist() == ["a", "b", "c"]
+    best = pd.DataFrame([dict(hash=h, model="m", mixer_kwargs=kw, test_accuracy=a) for h, a in (("a", 0.9),
+                                                                                                  ("b", 0.7))])
+    (row,) = learned_selection(best, records, baseconv=0.3, full=0.9).to_dict("records")  # "c" is not a best run
+    assert (row["k"], row["budget"], row["straight_through"], row["aux_weight"], row["filter"]) == (
+        8, "threshold", True, 0.1, "long")
+    assert row["rows_per_sequence"] == 8.0 and row["precision"] == pytest.approx(0.45)
+    assert row["recall"] == pytest.approx(0.875) and row["gap_closed"] == pytest.approx((0.8 - 0.3) / 0.6)
+    assert math.isnan(learned_selection(best, records, baseconv=0.3, full=0.4)["gap_closed"].iloc[0])
+
+
+def test_learned_selection_figure():
+    from mqar_theory.sweep.hybrid_figures import plot_learned_selection
+
+    rows = [dict(k=k, budget="threshold", straight_through=st, aux_weight=1.0, filter="long", accuracy=0.5,
+                 accuracy_min=0.4, accuracy_max=0.6, rows_per_sequence=1.5 * k, precision=0.3, recall=0.8)
+            for st in (True, False) for k in (4, 8, 16, 32)]
+    fig = plot_learned_selection(pd.DataFrame(rows), title="t")
+    assert len(fig.axes) == 4 and len(fig.legends[0].get_texts()) == 2
+    with pytest.raises(ValueError, match="missing column"):
+        plot_learned_selection(pd.DataFrame(rows).drop(columns=["recall"]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["plot_hybrids", "RULE_STYLE", "END_STYLE"]
+__all__ = ["plot_hybrids", "plot_accuracy_vs_coverage", "plot_learned_selection", "RULE_STYLE", "END_STYLE"]
 
 #: sparse rule -> (label, colour, marker); colours from seaborn's colorblind palette
 RULE_STYLE = {
@@ -118,4 +118,92 @@ def plot_hybrids(summary, title: str = ""):
     fig.suptitle(wrap_title(fig, title), fontsize=9)  # wrapped to the panels' width, never widening the figure
     fig.tight_layout()
     plt.close(fig)
+    return fig
+
+
+def plot_accuracy_vs_coverage(table, title: str = ""):
+    """Accuracy against query coverage (``hybrids.coverage_prediction``): one point per programmatic (rule, k),
+    bars over the seeds, its budget k written beside it; the line is the prediction coverage · full accuracy +
+    (1 − coverage) · chance, from chance at coverage 0 to the full hybrid at 1."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .figures import wrap_title
+
+    need = [c for c in ("rule", "k", "coverage", "accuracy", "accuracy_min", "accuracy_max", "full_accuracy",
+                        "chance") if c not in table.columns]
+    if need:
+        raise ValueError(f"table: missing column(s) {need}")
+    if table.empty:
+        raise ValueError("table: no rows to plot")
+    fig, ax = plt.subplots(figsize=(6.4, 5.0))
+    x = np.linspace(0, 1, 50)
+    full, chance = float(table["full_accuracy"].iloc[0]), float(table["chance"].iloc[0])
+    ax.plot(x, x * full + (1 - x) * chance, color="#555555", lw=1, ls="--",
+            label=f"coverage x full hybrid ({full:.3f}) + chance ({chance:.3f}) on the rest")
+    for rule, r in table.groupby("rule", sort=False):
+        label, colour, marker = RULE_STYLE[rule]
+        ax.errorbar(r["coverage"], r["accuracy"], yerr=[r["accuracy"] - r["accuracy_min"],
+                                                        r["accuracy_max"] - r["accuracy"]],
+                    fmt=marker, color=colour, label=label, capsize=2, ms=6)
+        dx, dy = (6, -11) if rule == "programmatic/all" else (-34, 5)  # the two rules' labels on opposite sides
+        for i, (c, a, k) in enumerate(zip(r["coverage"], r["accuracy"], r["k"], strict=True)):
+            ax.annotate(f"k={int(k)}", (c, a), textcoords="offset points", xytext=(dx, dy + 11 * (i % 2) * (dy > 0)),
+                        fontsize=8, color=colour)  # neighbours of the upper row staggered: close points stay legible
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="query coverage of the rule (data alone, no training)",
+           ylabel="MQAR test accuracy (trained hybrid)")
+    ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(wrap_title(fig, title, 9), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _variant(r) -> str:
+    st = "straight-through" if r.straight_through else "no straight-through"
+    return f"{r.filter} filter below, {r.budget} budget, {st}, aux {r.aux_weight:g}"
+
+
+def plot_learned_selection(table, title: str = ""):
+    """What the learned selectors select (``hybrids.learned_selection``), against the budget k (log2 axis), one
+    line per variant (the filter below, budget, gradient, aux weight): accuracy (bars over the seeds), rows
+    selected per sequence (the dotted line is k), and the precision and recall of the selected rows against the
+    query positions."""
+    import matplotlib.pyplot as plt
+
+    from .figures import figure_legend, wrap_title
+
+    need = [c for c in ("k", "budget", "straight_through", "aux_weight", "filter", "accuracy", "accuracy_min",
+                        "accuracy_max", "rows_per_sequence", "precision", "recall") if c not in table.columns]
+    if need:
+        raise ValueError(f"table: missing column(s) {need}")
+    if table.empty:
+        raise ValueError("table: no rows to plot")
+    t = table.assign(variant=[_variant(r) for r in table.itertuples(index=False)]).sort_values("k")
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
+    colours = ["#0173b2", "#de8f05", "#029e73", "#cc78bc", "#ca9161", "#949494"]
+    handles = []
+    for i, (variant, g) in enumerate(t.groupby("variant", sort=False)):
+        c, m = colours[i % len(colours)], "os^vDP"[i % 6]
+        h = axes[0].errorbar(g["k"], g["accuracy"], yerr=[g["accuracy"] - g["accuracy_min"],
+                                                          g["accuracy_max"] - g["accuracy"]],
+                             color=c, marker=m, capsize=2, label=variant)
+        handles.append(h)
+        axes[1].plot(g["k"], g["rows_per_sequence"], color=c, marker=m)
+        axes[2].plot(g["k"], g["precision"], color=c, marker=m)
+        axes[3].plot(g["k"], g["recall"], color=c, marker=m)
+    ks = sorted(set(t["k"]))
+    axes[1].plot(ks, ks, color="#555555", ls=":", lw=1)
+    for ax, label in zip(axes, ("MQAR test accuracy", "rows selected per sequence (dotted: k)",
+                                "precision: selected rows that are queries", "recall: queries selected"),
+                         strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set(xlabel="budget k", ylabel=label)
+    for ax in (axes[0], axes[2], axes[3]):
+        ax.set_ylim(-0.02, 1.02)
+    figure_legend(fig, handles, [h.get_label() for h in handles], ncol=2)
+    if title:
+        fig.suptitle(wrap_title(fig, title), fontsize=9)
+    fig.tight_layout()
     return fig

@@ -4,8 +4,9 @@ each rule selects within a budget of k rows, and how many of the query rows that
 ``selection_coverage`` runs ``SparseAttention.selected`` (the very selection the trained hybrids use) on the
 token ids of a ``make_mqar`` test set. A query row that is not selected gets no attention output in the hybrid,
 so its answer must come from the BaseConv layer alone: the coverage of the programmatic rules bounds what their
-hybrids gain over plain BaseConv. (Zoology, arXiv 2312.04927, §5, eq. (3); the rules are documented in
-``mqar_theory.mixers.sparse_attention``.)
+hybrids gain over plain BaseConv, and on random filler it is the result (``coverage_prediction``: accuracy =
+coverage x the full hybrid's accuracy + chance on the rest, checked against the records in notebook 06).
+(Zoology, arXiv 2312.04927, §5, eq. (3); the rules are documented in ``mqar_theory.mixers.sparse_attention``.)
 
 On zero filler (the paper's MQAR configs) the tokens that repeat are the K queries and the filler token, so
 ``repeats="first"`` keeps the K queries plus one filler row and covers every query once k >= K + 1: the easy
@@ -17,8 +18,9 @@ every query but spends the budget on filler repeats.
 
 from __future__ import annotations
 
-__all__ = ["selection_coverage", "spec_coverage", "paired_curves", "recorded_or_trained", "PROGRAMMATIC_RULES",
-           "CELL_KEYS", "TABLE2_ANALOGUES", "table2_beside"]
+__all__ = ["selection_coverage", "spec_coverage", "coverage_prediction", "selection_rows", "learned_selection",
+           "paired_curves", "recorded_or_trained",
+           "PROGRAMMATIC_RULES", "CELL_KEYS", "TABLE2_ANALOGUES", "table2_beside"]
 
 #: (rule name as ``hybrid_rule`` gives it, SparseAttention's ``repeats``)
 PROGRAMMATIC_RULES = (("programmatic/first", "first"), ("programmatic/all", "all"))
@@ -55,6 +57,101 @@ def selection_coverage(ks, *, vocab_size: int, seq_len: int, num_kv_pairs: int, 
                              rows_selected=float(sel.sum(1).double().mean()),
                              candidates=float(cand.sum(1).double().mean()), queries=int(num_kv_pairs)))
     return pd.DataFrame(rows)
+
+
+def coverage_prediction(summary, coverage, *, vocab_size: int, full: str = "hybrid_attention"):
+    """Is a programmatic hybrid's accuracy its rule's coverage and nothing more? One row per programmatic (rule, k)
+    of ``summary`` (a ``hybrid_summary`` table of one (N, d) cell) with its ``coverage`` row (``selection_coverage``
+    / ``spec_coverage``, same N): ``coverage``, ``accuracy`` (mean over seeds; ``accuracy_min`` / ``_max``),
+    ``full_accuracy`` (the model ``full``: the same backbone with full attention), ``chance`` = 2 / ``vocab_size``
+    (one of the c/2 value tokens), ``predicted`` = coverage · full_accuracy + (1 − coverage) · chance and
+    ``residual`` = accuracy − predicted.
+
+    The hypothesis the prediction states: a query the rule selects attends to every earlier row, as in the full
+    hybrid, so it is answered as there; a query it does not select outputs 0 from the sparse layer and is answered
+    from the residual stream and the hybrid's other layer (a k = 3 BaseConv, which sees two tokens back: no recall),
+    i.e. at chance among the values. Small residuals say the selection rule is the whole result: the trained
+    hybrid adds nothing to what the rule, which reads the token ids from outside the residual stream, already
+    decided. It is a measurement the records could contradict (a hybrid that learned to answer uncovered queries
+    some other way would sit above the line), not a bound."""
+    import pandas as pd
+
+    from ..utils import is_int
+
+    if not (is_int(vocab_size) and vocab_size >= 2):
+        raise ValueError(f"vocab_size={vocab_size!r}: must be an integer >= 2")
+    need = [c for c in ("seq_len", "model", "rule", "k", "accuracy", "accuracy_min", "accuracy_max")
+            if c not in summary.columns]
+    if need:
+        raise ValueError(f"summary: missing column(s) {need}")
+    if summary["seq_len"].nunique() != 1 or ("d_model" in summary and summary["d_model"].nunique() != 1):
+        raise ValueError("summary: must hold one (seq_len, d_model) cell")
+    n = int(summary["seq_len"].iloc[0])
+    top = summary[summary["model"] == full]
+    if top.empty:
+        raise ValueError(f"full={full!r}: no such model in summary")
+    acc_full, chance = float(top["accuracy"].iloc[0]), 2.0 / vocab_size
+    cov = coverage[coverage["seq_len"] == n].set_index(["rule", "k"])["query_coverage"]
+    rows = []
+    for r in summary[summary["rule"].isin([rule for rule, _ in PROGRAMMATIC_RULES])].itertuples(index=False):
+        key = (r.rule, int(r.k))
+        if key not in cov.index:
+            raise ValueError(f"coverage: no row for rule {r.rule!r}, k = {int(r.k)} at seq_len {n}")
+        c = float(cov[key])
+        predicted = c * acc_full + (1 - c) * chance
+        rows.append(dict(rule=r.rule, k=int(r.k), model=r.model, coverage=c, accuracy=float(r.accuracy),
+                         accuracy_min=float(r.accuracy_min), accuracy_max=float(r.accuracy_max),
+                         full_accuracy=acc_full, chance=chance, predicted=predicted,
+                         residual=float(r.accuracy) - predicted))
+    return pd.DataFrame(rows).sort_values(["rule", "k"]).reset_index(drop=True)
+
+
+def selection_rows(records):
+    """One row per (record, measured sparse layer) of the records that carry ``selection`` (what the layer selected
+    on the test set, ``mqar_theory.selection``): ``hash``, ``model``, ``layer``, ``selection``, ``budget``, ``k``,
+    ``rows_per_sequence``, ``queries_per_sequence``, ``precision``, ``recall``. Records without it (trained before
+    the measurement existed, or with no learned or programmatic sparse layer) give no row."""
+    import pandas as pd
+
+    cols = ["hash", "model", "layer", "selection", "budget", "k", "rows_per_sequence", "queries_per_sequence",
+            "precision", "recall"]
+    rows = [{"hash": r["hash"], "model": r["model"], **s} for r in records for s in (r.get("selection") or [])]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def learned_selection(best, records, *, baseconv: float, full: float, min_gap: float = 0.2):
+    """The learned selectors of a ``select_best`` table, one row per model: its sparse layer's options read from
+    the record (``k``, ``budget``, ``straight_through``, ``aux_weight``, ``filter``: the BaseConv below it, "long"
+    for kernel_size -1 else "short"), ``accuracy`` (mean over seeds; min, max), ``rows_per_sequence``,
+    ``precision``, ``recall`` (means over the seeds' best runs, ``selection_rows``) and ``gap_closed``
+    ((accuracy - ``baseconv``) / (``full`` - ``baseconv``), the gap from plain BaseConv to the same backbone with
+    full attention; NaN when that gap is below ``min_gap``)."""
+    import json
+    import math
+
+    import pandas as pd
+
+    sel = selection_rows(records).drop(columns=["model"])
+    b = best.merge(sel, on="hash", how="inner")
+    out = []
+    for model, g in b.groupby("model", sort=False):
+        kw = json.loads(g["mixer_kwargs"].iloc[0]) if isinstance(g["mixer_kwargs"].iloc[0], str) else \
+            g["mixer_kwargs"].iloc[0]
+        layer = kw[int(g["layer"].iloc[0]) % len(kw)]
+        below = kw[(int(g["layer"].iloc[0]) - 1) % len(kw)]
+        acc = float(g["test_accuracy"].mean())
+        gap = full - baseconv
+        out.append(dict(model=model, k=int(layer.get("k", 64)), budget=layer.get("budget", "causal"),
+                        straight_through=bool(layer.get("straight_through", False)),
+                        aux_weight=float(layer.get("aux_weight", 1.0)),
+                        filter="long" if below.get("kernel_size") == -1 else "short",
+                        accuracy=acc, accuracy_min=float(g["test_accuracy"].min()),
+                        accuracy_max=float(g["test_accuracy"].max()), seeds=len(g),
+                        rows_per_sequence=float(g["rows_per_sequence"].mean()),
+                        precision=float(g["precision"].mean()) if g["precision"].notna().all() else math.nan,
+                        recall=float(g["recall"].mean()),
+                        gap_closed=(acc - baseconv) / gap if gap >= min_gap else math.nan))
+    return pd.DataFrame(out)
 
 
 #: the config keys that name a cell of a hybrids sweep (two models are compared run by run on these)
