@@ -257,12 +257,15 @@ def test_learned_selection_reads_the_records_selection():
     assert selection_rows(records)["hash"].tolist() == ["a", "b", "c"]
     best = pd.DataFrame([dict(hash=h, model="m", mixer_kwargs=kw, test_accuracy=a) for h, a in (("a", 0.9),
                                                                                                   ("b", 0.7))])
-    (row,) = learned_selection(best, records, baseconv=0.3, full=0.9).to_dict("records")  # "c" is not a best run
+    # "c" is not a best run
+    (row,) = learned_selection(best, records, baseconv=0.3, full={"long": 0.9}).to_dict("records")
     assert (row["k"], row["budget"], row["straight_through"], row["aux_weight"], row["filter"]) == (
         8, "threshold", True, 0.1, "long")
     assert row["rows_per_sequence"] == 8.0 and row["precision"] == pytest.approx(0.45)
     assert row["recall"] == pytest.approx(0.875) and row["gap_closed"] == pytest.approx((0.8 - 0.3) / 0.6)
-    assert math.isnan(learned_selection(best, records, baseconv=0.3, full=0.4)["gap_closed"].iloc[0])
+    assert math.isnan(learned_selection(best, records, baseconv=0.3, full={"long": 0.4})["gap_closed"].iloc[0])
+    with pytest.raises(ValueError, match="no accuracy for the 'long' filter"):
+        learned_selection(best, records, baseconv=0.3, full={"short": 0.9})
 
 
 def test_learned_selection_figure():

@@ -119,13 +119,14 @@ def selection_rows(records):
     return pd.DataFrame(rows, columns=cols)
 
 
-def learned_selection(best, records, *, baseconv: float, full: float, min_gap: float = 0.2):
+def learned_selection(best, records, *, baseconv: float, full: dict, min_gap: float = 0.2):
     """The learned selectors of a ``select_best`` table, one row per model: its sparse layer's options read from
     the record (``k``, ``budget``, ``straight_through``, ``aux_weight``, ``filter``: the BaseConv below it, "long"
     for kernel_size -1 else "short"), ``accuracy`` (mean over seeds; min, max), ``rows_per_sequence``,
     ``precision``, ``recall`` (means over the seeds' best runs, ``selection_rows``) and ``gap_closed``
-    ((accuracy - ``baseconv``) / (``full`` - ``baseconv``), the gap from plain BaseConv to the same backbone with
-    full attention; NaN when that gap is below ``min_gap``)."""
+    ((accuracy - ``baseconv``) / (``full[filter]`` - ``baseconv``): the gap from plain BaseConv to the same
+    backbone, the same filter below, with full attention; ``full`` maps "long" and "short" to those accuracies;
+    NaN when that gap is below ``min_gap``)."""
     import json
     import math
 
@@ -140,11 +141,13 @@ def learned_selection(best, records, *, baseconv: float, full: float, min_gap: f
         layer = kw[int(g["layer"].iloc[0]) % len(kw)]
         below = kw[(int(g["layer"].iloc[0]) - 1) % len(kw)]
         acc = float(g["test_accuracy"].mean())
-        gap = full - baseconv
+        filt = "long" if below.get("kernel_size") == -1 else "short"
+        if filt not in full:
+            raise ValueError(f"full: no accuracy for the {filt!r} filter (model {model!r}); got {sorted(full)}")
+        gap = full[filt] - baseconv
         out.append(dict(model=model, k=int(layer.get("k", 64)), budget=layer.get("budget", "causal"),
                         straight_through=bool(layer.get("straight_through", False)),
-                        aux_weight=float(layer.get("aux_weight", 1.0)),
-                        filter="long" if below.get("kernel_size") == -1 else "short",
+                        aux_weight=float(layer.get("aux_weight", 1.0)), filter=filt,
                         accuracy=acc, accuracy_min=float(g["test_accuracy"].min()),
                         accuracy_max=float(g["test_accuracy"].max()), seeds=len(g),
                         rows_per_sequence=float(g["rows_per_sequence"].mean()),
