@@ -18,7 +18,12 @@ Generator (Algorithm 1 of Appendix E, laid out as the official ``multiquery_ar``
 * the label (the key's value) sits *at* the query position (next-token prediction), -100
   elsewhere; the value itself never appears after the query;
 * filler is 0, or (``random_non_queries``) uniform tokens from [0, c) drawn from the same seeded
-  generator (the official code uses torch's global RNG there and ignores the seed).
+  generator (the official code uses torch's global RNG there and ignores the seed);
+* ``num_passes`` P (Just read twice, JRT, arXiv 2407.05483): the context k1 v1 .. kK vK is written P times in a
+  row, the queries follow it; the query slots are then S = (N - 2KP)/2, which needs 2KP + 2K <= N (the official
+  generator's assertion). P = 1 is Algorithm 1 and gives the same tensors as before the option existed. (The
+  official ``multiquery_ar`` asks for this layout but, for P > 1 and K > 1, fails to broadcast K keys into the
+  K·P-wide context it allocates; we write the layout its docstring and JRT describe.)
 
 Everything is vectorised over examples with a seeded ``numpy.random.Generator``; memory is
 O(num_examples * seq_len), never O(num_examples * vocab_size).
@@ -65,14 +70,15 @@ class MQARConfig:
     random_non_queries: bool = False  # filler: 0 (paper's configs) or uniform random tokens
     num_examples: int = 1000
     seed: int = 0
+    num_passes: int = 1  # P (JRT): the context written P times before the queries
 
     def __post_init__(self):
         validate_config(self)
 
     @property
     def num_slots(self) -> int:
-        """S = (N - 2K) / 2 query slots after the context."""
-        return (self.seq_len - 2 * self.num_kv_pairs) // 2
+        """S = (N - 2KP) / 2 query slots after the context (P = ``num_passes``)."""
+        return (self.seq_len - 2 * self.num_kv_pairs * self.num_passes) // 2
 
 
 @dataclass
@@ -113,9 +119,14 @@ def validate_config(cfg: MQARConfig) -> None:
     _require(is_int(N) and N >= 4, "seq_len", "must be an integer >= 4", N)
     _require(N % 2 == 0, "seq_len", "must be even (queries sit at even offsets after the context)", N)
     _require(is_int(K) and K >= 1, "num_kv_pairs", "must be an integer >= 1", K)
+    P = cfg.num_passes
+    _require(is_int(P) and P >= 1, "num_passes", "must be an integer >= 1 (times the context is written)", P)
     _require(
         4 * K <= N, "num_kv_pairs", f"needs 4 * num_kv_pairs <= seq_len (context 2K plus K query slots), N={N}", K
     )
+    _require(2 * K * P + 2 * K <= N, "num_passes",
+             f"needs 2 * num_kv_pairs * num_passes + 2 * num_kv_pairs <= seq_len (P contexts of 2K plus K query "
+             f"slots), K={K}, N={N}", P)
     _require(
         K <= c // 2 - 1,
         "num_kv_pairs",
@@ -200,8 +211,11 @@ def make_mqar(config: MQARConfig | None = None, **overrides) -> MQARData:
 
     inputs = np.zeros((n, N), dtype=np.int64)
     labels = np.full((n, N), IGNORE_INDEX, dtype=np.int64)
-    inputs[:, 0:C:2] = keys
-    inputs[:, 1:C:2] = values
+    P = int(cfg.num_passes)
+    for q in range(P):  # the context, written P times (JRT); P = 1 is Algorithm 1
+        inputs[:, q * C : (q + 1) * C : 2] = keys
+        inputs[:, q * C + 1 : (q + 1) * C : 2] = values
+    C = C * P  # the whole context
     qpos = C + 2 * slots  # (n, K) even offsets after the context
     rows = np.arange(n)[:, None]
     inputs[rows, qpos] = keys

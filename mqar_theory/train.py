@@ -381,7 +381,10 @@ def plateaued(accuracies: list[float], delta: float) -> bool:
 
 def _data_config(data: MQARData) -> dict:
     if data.config is not None:
-        return asdict(data.config)
+        out = asdict(data.config)
+        if out.get("num_passes") == 1:  # only when set: the data configs of one-pass runs stay as they were
+            del out["num_passes"]
+        return out
     return {"num_examples": len(data), "seq_len": data.inputs.shape[1]}
 
 
@@ -397,6 +400,7 @@ def run_mqar(
     num_test: int = 1_000,
     power_a: float = 0.01,
     random_non_queries: bool = False,
+    num_passes: int = 1,
     data_seed: int = 0,
     test_seed: int | None = None,
     mixer_kwargs: dict | list[dict] | None = None,
@@ -418,7 +422,8 @@ def run_mqar(
     ``data_seconds`` (time to generate the data).
 
     The training set is ``make_mqar(... num_examples=num_train, seed=data_seed)``, fixed and reused every
-    epoch; the test set uses ``seed=test_seed`` (default ``data_seed + TEST_SEED_OFFSET``). The model is
+    epoch; the test set uses ``seed=test_seed`` (default ``data_seed + TEST_SEED_OFFSET``); ``num_passes`` writes
+    each example's context that many times before its queries (JRT; ``mqar_theory.data``). The model is
     built with ``torch.manual_seed(seed)``. ``recipe`` (``"clean"`` or ``"official"``) selects both the model's
     recipe (``LanguageModel``) and the loop's (``train``); ``dropout=None`` is the recipe's default. Remaining
     keyword arguments go to ``train`` (``max_steps``, ``target_accuracy``, ``warmup_steps``, ``eval_every``, ...).
@@ -431,7 +436,7 @@ def run_mqar(
     """
     t0 = time.perf_counter()
     common = dict(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, power_a=power_a,
-                  random_non_queries=random_non_queries)
+                  random_non_queries=random_non_queries, num_passes=num_passes)
     train_data = make_mqar(MQARConfig(**common, num_examples=num_train, seed=data_seed))
     test_seed = data_seed + TEST_SEED_OFFSET if test_seed is None else test_seed
     test_data = make_mqar(MQARConfig(**common, num_examples=num_test, seed=test_seed))

@@ -177,3 +177,50 @@ def test_make_ar_single_query_at_the_end():
         make_ar(vocab_size=5)
     with pytest.raises(ValueError, match="seq_len"):
         make_ar(seq_len=2)
+
+
+# --- num_passes (JRT: the context read twice) ---------------------------------------------------------------
+def test_one_pass_is_algorithm_1_bit_for_bit():
+    """Digests of the tensors make_mqar gave before num_passes existed: P = 1 must not move a single token."""
+    import hashlib
+
+    for rnq, digest in ((False, "1d7ae23b7e29a22f"), (True, "8695fd64e0f53919")):
+        d = make_mqar(vocab_size=64, seq_len=64, num_kv_pairs=4, num_examples=50, seed=3, random_non_queries=rnq)
+        got = hashlib.sha256(d.inputs.numpy().tobytes() + d.labels.numpy().tobytes()).hexdigest()[:16]
+        assert got == digest and make_mqar(vocab_size=64, seq_len=64, num_kv_pairs=4, num_examples=50, seed=3,
+                                           random_non_queries=rnq, num_passes=1).inputs.equal(d.inputs)
+
+
+@pytest.mark.parametrize("rnq", [False, True])
+def test_two_passes_write_the_context_twice_then_the_queries(rnq):
+    K, N, P = 3, 40, 2
+    d = make_mqar(vocab_size=32, seq_len=N, num_kv_pairs=K, num_examples=200, seed=1, random_non_queries=rnq,
+                  num_passes=P)
+    C = 2 * K
+    x, y = d.inputs, d.labels
+    assert torch.equal(x[:, :C], x[:, C : 2 * C])  # the same pairs, in the same order, twice
+    assert bool((x[:, 0:C:2] < 16).all() and (x[:, 1:C:2] >= 16).all())
+    q = y != IGNORE_INDEX
+    assert bool((q.sum(1) == K).all()) and not bool(q[:, : P * C].any())  # K queries, all after both passes
+    assert bool(((q.nonzero()[:, 1] - P * C) % 2 == 0).all())  # at even offsets after the context
+    assert torch.equal(mqar_oracle(x)[q], y[q])  # Definition 3.1 still answers every query
+    assert d.config.num_slots == (N - 2 * K * P) // 2
+    if not rnq:
+        assert bool((x[:, P * C :][~q[:, P * C :]] == 0).all())
+
+
+def test_num_passes_is_checked():
+    with pytest.raises(ValueError, match="num_passes=0"):
+        make_mqar(vocab_size=32, seq_len=40, num_kv_pairs=3, num_passes=0)
+    with pytest.raises(ValueError, match=r"num_passes=5: needs 2 \* num_kv_pairs \* num_passes"):
+        make_mqar(vocab_size=32, seq_len=40, num_kv_pairs=4, num_passes=5)  # 40 + 8 > 40
+    make_mqar(vocab_size=32, seq_len=40, num_kv_pairs=4, num_passes=4, num_examples=2)  # 32 + 8 = 40 fits exactly
+
+
+def test_a_run_records_its_passes_only_when_set():
+    from mqar_theory.train import run_mqar
+
+    kw = dict(d_model=8, vocab_size=16, seq_len=16, num_kv_pairs=2, num_train=16, num_test=8, epochs=1,
+              device="cpu", progress=False)
+    assert "num_passes" not in run_mqar("attention", **kw)["config"]["train_data"]
+    assert run_mqar("attention", num_passes=2, **kw)["config"]["test_data"]["num_passes"] == 2
