@@ -1,6 +1,7 @@
-"""Exercises with checkers for ``notebooks/00_exercises.ipynb``: the reader writes the code, a checker judges it.
+"""Exercises with checkers for the notebooks: the reader writes the code, a checker judges it.
 
-Four exercises (``EXERCISES``: name -> checker; ``SOLUTIONS``: name -> reference answer):
+Five exercises (``EXERCISES``: name -> checker; ``SOLUTIONS``: name -> reference answer), the first four in
+``notebooks/00_exercises.ipynb``, ``delta_step`` in ``notebooks/08_state_frontier.ipynb`` (``NOTEBOOK``):
 
 ``mqar_oracle``
     Definition 3.1 of Zoology (arXiv 2312.04927, §3.2): ``answer(x: list[int]) -> list[int]`` gives, at every
@@ -17,13 +18,17 @@ Four exercises (``EXERCISES``: name -> checker; ``SOLUTIONS``: name -> reference
     ``answer(accuracy_of, widths, solved=0.9) -> int | None``: the smallest width d in ``widths`` with
     ``accuracy_of(d) >= solved`` (None if none), training each width at most once and no width above the answer.
     The notebook then runs it with a short BaseConv training (``cell_accuracy``).
+``delta_step``
+    One step of the delta rule (DeltaNet, arXiv 2406.06484): ``answer(S, k, v, q, beta) -> (o, S_new)`` with
+    S_new = S (I - β k kᵀ) + β v kᵀ and o = S_new q; S (d_v, d_k), k, q (d_k,), v (d_v,), β a float, float64.
 
 A checker returns the number of instances it ran on a correct answer and raises ``AssertionError`` naming the
 failing instance (its input, the expected and the got value) on a wrong one. Its oracle never calls the reference
-solution: a dictionary lookup (``mqar_oracle``) for the oracle; a loop over taps for eq. (1); for H.27 the weights
-are *run* on MQAR instances (all ``make_mqar``-shaped sequences of tiny (c, N), then random ones) and their answers
-compared with the dictionary oracle, never compared with the solution's matrices; for the width search a table
-lookup over every ordering of small width sets. Numeric checks are in float64.
+solution: a dictionary lookup (``mqar_oracle``) for the oracle; a loop over taps for eq. (1); a loop over the
+entries of S for the delta rule; for H.27 the weights are *run* on MQAR instances (all ``make_mqar``-shaped sequences
+of tiny (c, N), then random ones) and their answers compared with the dictionary oracle, never compared with the
+solution's matrices; for the width search a table lookup over every ordering of small width sets. Numeric checks are
+in float64.
 
 ``run_exercise(name, answer, use_solution=False)`` is what the notebook calls: it checks ``answer``; an answer that
 still raises ``NotImplementedError`` (an untouched stub) is reported as not attempted and the reference solution is
@@ -46,9 +51,10 @@ from .mixers.linear_bias_attention import linear_bias_attention
 from .utils import is_int, is_number
 
 __all__ = ["EXERCISES", "SOLUTIONS", "check", "run_exercise", "Outcome", "show_solution", "ExerciseFailed",
-           "CHECKED", "HINTS",
-           "check_mqar_oracle", "check_baseconv", "check_attention_h27", "check_smallest_width",
+           "CHECKED", "HINTS", "NOTEBOOK",
+           "check_mqar_oracle", "check_baseconv", "check_attention_h27", "check_smallest_width", "check_delta_step",
            "solution_mqar_oracle", "solution_baseconv", "solution_attention_h27", "solution_smallest_width",
+           "solution_delta_step",
            "h27_encoding", "h27_forward", "h27_predict", "H27_WEIGHTS", "mqar_shaped_sequences",
            "cell_accuracy", "CELLS"]
 
@@ -108,11 +114,18 @@ def solution_smallest_width(accuracy_of: Callable[[int], float], widths, solved:
     return None
 
 
+def solution_delta_step(S, k, v, q, beta):
+    """Erase what S recalls for k, write v in its place (both scaled by β), then read with q."""
+    S_new = S - beta * torch.outer(S @ k - v, k)  # = S (I - β k kᵀ) + β v kᵀ
+    return S_new @ q, S_new
+
+
 SOLUTIONS: dict[str, Callable] = {
     "mqar_oracle": solution_mqar_oracle,
     "baseconv": solution_baseconv,
     "attention_h27": solution_attention_h27,
     "smallest_width": solution_smallest_width,
+    "delta_step": solution_delta_step,
 }
 
 
@@ -392,6 +405,70 @@ def check_attention_h27(answer: Callable[[int, int], dict]) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# exercise 5 (notebook 08): one step of the delta rule
+# --------------------------------------------------------------------------------------------------------------
+def _delta_loops(S, k, v, q, beta):
+    """S_new[a, b] = S[a, b] - β (Σ_c S[a, c] k[c]) k[b] + β v[a] k[b]; o[a] = Σ_b S_new[a, b] q[b], entry by
+    entry."""
+    dv, dk = S.shape
+    S_new = torch.empty_like(S)
+    for a in range(dv):
+        recalled = sum(S[a, c] * k[c] for c in range(dk))
+        for b in range(dk):
+            S_new[a, b] = S[a, b] - beta * recalled * k[b] + beta * v[a] * k[b]
+    o = torch.stack([sum(S_new[a, b] * q[b] for b in range(dk)) for a in range(dv)])
+    return o, S_new
+
+
+def _delta_instances():
+    g = torch.Generator().manual_seed(0)
+    unit = lambda x: x / x.norm()  # noqa: E731
+    k = unit(torch.randn(4, generator=g, dtype=torch.float64))
+    v1, v2 = torch.eye(3, dtype=torch.float64)[0], torch.eye(3, dtype=torch.float64)[2]
+    S1 = torch.outer(v1, k)  # (k, v1) already written with β = 1
+    yield "overwrite: S holds (k, v1), write (k, v2) with β = 1 and read q = k (the answer is v2 exactly)", (
+        S1, k, v2, k.clone(), 1.0)
+    yield "empty state, β = 0.5", (torch.zeros(3, 4, dtype=torch.float64), k, v1, k.clone(), 0.5)
+    for dv, dk in ((1, 1), (2, 3), (3, 2), (4, 4), (5, 8)):
+        for beta in (1.0, 0.3):
+            S, q = torch.randn(dv, dk, generator=g, dtype=torch.float64), torch.randn(dk, generator=g,
+                                                                                      dtype=torch.float64)
+            kk, vv = unit(torch.randn(dk, generator=g, dtype=torch.float64)), torch.randn(dv, generator=g,
+                                                                                          dtype=torch.float64)
+            for _ in range(10):
+                yield f"random d_v={dv}, d_k={dk}, β={beta}", (S, kk, vv, q, beta)
+                S = _delta_loops(S, kk, vv, q, beta)[1]
+                kk = unit(torch.randn(dk, generator=g, dtype=torch.float64))
+
+
+def check_delta_step(answer: Callable) -> int:
+    """Check ``answer(S, k, v, q, beta) -> (o, S_new)`` against a loop over the entries of S (float64, 1e-9)."""
+    count = 0
+    for label, args in _delta_instances():
+        S, k, v, q, beta = args
+        want_o, want_S = _delta_loops(*args)
+        instance = f"{label}: S={_short(S)}, k={_short(k)}, v={_short(v)}, q={_short(q)}"
+        got = _call("delta_step", answer, tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args),
+                    instance, f"(o={_short(want_o)}, S_new={_short(want_S)})")
+        if not (isinstance(got, (tuple, list)) and len(got) == 2):
+            raise AssertionError(f"delta_step: expected a pair (o, S_new) on {instance}, got {type(got).__name__}")
+        for what, g_, w in (("S_new", got[1], want_S), ("o", got[0], want_o)):
+            try:
+                g_ = torch.as_tensor(g_, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError):
+                raise AssertionError(f"delta_step: expected {what} a tensor of shape {tuple(w.shape)} on {instance}, "
+                                     f"got {type(g_).__name__}") from None
+            if g_.shape != w.shape:
+                raise AssertionError(f"delta_step: expected {what} of shape {tuple(w.shape)}, got {tuple(g_.shape)} "
+                                     f"on {instance}")
+            if not torch.allclose(g_, w, rtol=1e-9, atol=1e-9):
+                raise AssertionError(f"delta_step: wrong {what} on {instance}\n  expected {what} = {_short(w, 40)}"
+                                     f"\n  got      {what} = {_short(g_, 40)}")
+        count += 1
+    return count
+
+
+# --------------------------------------------------------------------------------------------------------------
 # exercise 4: the smallest width that solves a cell
 # --------------------------------------------------------------------------------------------------------------
 class _Table:
@@ -489,7 +566,10 @@ EXERCISES: dict[str, Callable[[Callable], int]] = {
     "baseconv": check_baseconv,
     "attention_h27": check_attention_h27,
     "smallest_width": check_smallest_width,
+    "delta_step": check_delta_step,
 }
+#: the notebook each exercise lives in (a fresh copy: ``mqar-theory workspace --reset NAME``)
+NOTEBOOK = {"delta_step": "08"}
 
 
 def _name(name: str) -> str:
@@ -513,6 +593,8 @@ CHECKED = {
     "attention_h27": "your weights *run* as two linear-bias attention layers on MQAR instances, answers against the "
                      "dictionary oracle",
     "smallest_width": "your search against a table of accuracies, over every ordering of small width sets",
+    "delta_step": "your (o, S_new) against the delta rule computed entry by entry, float64, on random states and "
+                  "an overwrite",
 }
 #: one hint per exercise, shown under the counterexample
 HINTS = {
@@ -525,6 +607,8 @@ HINTS = {
                      "reads the value blocks (Prop H.27, App. H)",
     "smallest_width": "try the widths from the smallest up and stop at the first that solves; train each width "
                       "once, and none above the answer",
+    "delta_step": "S k is what the state recalls for k now: subtract β (S k - v) kᵀ (erase the old, write the new), "
+                  "then read o = S_new q with the *new* state",
 }
 
 
@@ -539,7 +623,8 @@ class ExerciseFailed(AssertionError):
         lines.append(f"  counterexample: {detail_lines[0]}")
         lines += [f"                  {ln.strip()}" for ln in detail_lines[1:]]
         lines.append(f"  hint:           {HINTS[name]}")
-        lines.append(f"  (the reference: show_solution({name!r}); fresh copy: mqar-theory workspace --reset 00)")
+        lines.append(f"  (the reference: show_solution({name!r}); fresh copy: mqar-theory workspace --reset "
+                     f"{NOTEBOOK.get(name, '00')})")
         super().__init__("\n".join(lines))
 
     def _render_traceback_(self) -> list[str]:

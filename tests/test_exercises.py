@@ -16,7 +16,8 @@ def test_every_solution_passes_its_checker(name):
 
 
 def test_registries_agree():
-    assert set(X.EXERCISES) == set(X.SOLUTIONS) == {"mqar_oracle", "baseconv", "attention_h27", "smallest_width"}
+    assert set(X.EXERCISES) == set(X.SOLUTIONS) == {"mqar_oracle", "baseconv", "attention_h27", "smallest_width",
+                                                    "delta_step"}
 
 
 def _fails(name, answer, *fragments):
@@ -382,3 +383,47 @@ def test_ipython_shows_the_verdict_alone():
     text = out.stdout + out.stderr
     assert "✗ mqar_oracle: your answer is wrong" in text and "hint:" in text
     assert "check_mqar_oracle" not in text and "Traceback" not in text
+
+
+# --- exercise 5: the delta rule's step (notebook 08) -------------------------------------------------------------
+def _no_erase(S, k, v, q, beta):  # linear attention's write: interference instead of overwrite
+    S_new = S + beta * torch.outer(v, k)
+    return S_new @ q, S_new
+
+
+def _read_before_write(S, k, v, q, beta):
+    S_new = S - beta * torch.outer(S @ k - v, k)
+    return S @ q, S_new
+
+
+def _erase_on_the_left(S, k, v, q, beta):  # (I - β k kᵀ) S: only defined when d_v == d_k, wrong even then
+    S_new = S - beta * torch.outer(k, k @ S) + beta * torch.outer(v, k) if S.shape[0] == S.shape[1] else S
+    return S_new @ q, S_new
+
+
+def _beta_on_the_write_only(S, k, v, q, beta):
+    S_new = S - torch.outer(S @ k, k) + beta * torch.outer(v, k)
+    return S_new @ q, S_new
+
+
+@pytest.mark.parametrize("answer", [_no_erase, _read_before_write, _erase_on_the_left, _beta_on_the_write_only])
+def test_delta_step_mistakes_fail(answer):
+    _fails("delta_step", answer)
+
+
+def test_delta_step_matches_the_mixer_recurrence():
+    """Stepping the reference solution over a sequence equals ``delta_rule_recurrent``, the recurrence the
+    library's DeltaNet trains (its fast chunked form is tested against it), so the exercise asks for that rule."""
+    from mqar_theory.mixers.delta_net import delta_rule_recurrent, l2_normalize
+
+    g = torch.Generator().manual_seed(0)
+    n, dk, dv = 7, 4, 3
+    q, k = (l2_normalize(torch.randn(1, 1, n, dk, generator=g, dtype=torch.float64)) for _ in range(2))
+    v = torch.randn(1, 1, n, dv, generator=g, dtype=torch.float64)
+    beta = torch.rand(1, 1, n, generator=g, dtype=torch.float64)
+    want = delta_rule_recurrent(q, k, v, beta)[0, 0]  # (n, d_v)
+    S, outs = torch.zeros(dv, dk, dtype=torch.float64), []
+    for t in range(n):
+        o, S = X.solution_delta_step(S, k[0, 0, t], v[0, 0, t], q[0, 0, t], float(beta[0, 0, t]))
+        outs.append(o)
+    assert torch.allclose(torch.stack(outs), want, rtol=1e-12, atol=1e-12)

@@ -52,7 +52,7 @@ def test_readme_is_short_and_starts_with_the_two_commands():
 def test_readme_lists_the_notebooks_in_teaching_order():
     text = README.read_text()
     names = ["00_exercises", "01_mqar_task", "02_constructions", "03_circuits", "04_figure2", "05_input_dependence",
-             "06_hybrids", "07_explore"]
+             "06_hybrids", "07_explore", "08_state_frontier"]
     positions = [text.find(f"`{n}`") for n in names]
     assert all(p >= 0 for p in positions), dict(zip(names, positions))
     assert positions == sorted(positions)

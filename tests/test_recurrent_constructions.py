@@ -289,3 +289,17 @@ def test_write_and_read_linear_state_is_the_sum():
     k = random_keys(5, 6, generator=torch.Generator().manual_seed(0))
     v = torch.eye(5, dtype=torch.float64)[None]
     assert torch.allclose(write_and_read("linear", k, v), k @ k.transpose(1, 2))
+
+
+def test_recall_capacity_figure():
+    import pandas as pd
+
+    from mqar_theory.capacity_plots import plot_recall_capacity
+
+    rows = [dict(regime=reg, rule=rule, **r) for reg, kw in (("distinct", {}), ("shared", {"num_values": 2}))
+            for rule, m in (("linear", "linear"), ("delta", "delta"))
+            for r in recall_error_vs_key_dim(m, 4, [2, 4, 8], trials=3, seed=0, **kw)]
+    fig = plot_recall_capacity(pd.DataFrame(rows), num_keys=4, title="t")
+    assert len(fig.axes) == 2 and [t.get_text() for t in fig.legends[0].get_texts()] == ["linear", "delta"]
+    with pytest.raises(ValueError, match="missing column"):
+        plot_recall_capacity(pd.DataFrame(rows).drop(columns=["predicted"]))
