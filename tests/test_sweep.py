@@ -64,6 +64,7 @@ BAD = [
     (lambda s: s["models"]["attention"].update(mixer="nosuch"), r"^models\.attention\.mixer: unknown mixer 'nosuch'"),
     (lambda s: s["axes"].update(task=[[16, 5]]), r"^axes\.task\[0\]\.num_kv_pairs: num_kv_pairs=5"),
     (lambda s: s["axes"].update(task=[[15, 2]]), r"^axes\.task\[0\]\.seq_len: seq_len=15"),
+    (lambda s: s["base"].update(num_passes=8), r"^base\.num_passes: num_passes=8: needs 2 \* num_kv_pairs"),
     (lambda s: s["axes"].update(d_model=[16, "x"]), r"^axes\.d_model\[1\]: d_model='x' must be an integer"),
     (lambda s: s["axes"].update(d_model=16), r"^axes\.d_model: must be a non-empty list"),
     (lambda s: s["axes"].update(lr=[-1.0]), r"^axes\.lr\[0\]: lr=-1\.0 must be > 0"),

@@ -345,7 +345,7 @@ def _validate_runs(spec: Spec) -> None:
         try:
             MQARConfig(vocab_size=get("vocab_size"), seq_len=N, num_kv_pairs=K, power_a=get("power_a"),
                        random_non_queries=get("random_non_queries"), num_examples=get("num_train"),
-                       seed=get("data_seed"))
+                       seed=get("data_seed"), num_passes=get("num_passes"))
         except ValueError as e:
             field_ = str(e).split("=", 1)[0]
             raise SpecError(f"{where(field_)}: {e}") from None
