@@ -29,10 +29,10 @@ from .gap import HYBRID_CLAIMS, hybrid_claims, hybrid_summary, input_dependence_
 from .runs import Run, canonical, expand, run_hash
 from .spec import Spec, SpecError, load_spec, parse_spec, resolve_spec_path
 from .store import load_records, load_results, read_record, write_record, write_table
-from .sweep import RETRAIN_ENV, plan, run_sweep
+from .sweep import RETRAIN_ENV, all_runs, plan, run_sweep
 
 __all__ = [
-    "run_sweep", "plan", "RETRAIN_ENV",
+    "run_sweep", "plan", "all_runs", "RETRAIN_ENV",
     "Spec", "SpecError", "load_spec", "parse_spec", "resolve_spec_path",
     "Run", "expand", "run_hash", "canonical",
     "execute_run", "model_sizes", "provenance",
