@@ -154,6 +154,19 @@ def _call(name: str, fn: Callable, args: tuple, instance: str, expected: str):
                              f"  expected {expected}\n  got      {type(e).__name__} instead of a value") from e
 
 
+def _as_tensor(name: str, what: str, got, shape: tuple, instance: str, dims: str = "") -> torch.Tensor:
+    """The reader's ``got`` as a float64 tensor of ``shape``, else an AssertionError naming ``what`` was expected
+    (``dims``: the axes' names, e.g. " (B, N, d)") on ``instance``."""
+    try:
+        got = torch.as_tensor(got, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise AssertionError(f"{name}: expected {what} a tensor of shape {shape} on {instance}, "
+                             f"got {type(got).__name__}") from None
+    if tuple(got.shape) != tuple(shape):
+        raise AssertionError(f"{name}: expected {what} of shape {shape}{dims}, got {tuple(got.shape)} on {instance}")
+    return got
+
+
 def _as_int_list(name: str, got, n: int, instance: str) -> list[int]:
     if isinstance(got, torch.Tensor):
         got = got.tolist()
@@ -258,14 +271,7 @@ def check_baseconv(answer: Callable) -> int:
         shown = ", ".join(f"{n}={_short(t)}" for n, t in zip(("u", "W", "b1", "b2", "h"), args))
         instance = f"{label}: {shown}"
         got = _call("baseconv", answer, tuple(t.clone() for t in args), instance, _short(want, 40))
-        try:
-            got = torch.as_tensor(got, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            raise AssertionError(f"baseconv: expected a tensor of shape {tuple(want.shape)} on {instance}, "
-                                 f"got {type(got).__name__}") from None
-        if got.shape != want.shape:
-            raise AssertionError(f"baseconv: expected shape {tuple(want.shape)} (B, N, d), got {tuple(got.shape)} "
-                                 f"on {instance}")
+        got = _as_tensor("baseconv", "y", got, tuple(want.shape), instance, " (B, N, d)")
         bad = ~torch.isclose(got, want, rtol=1e-9, atol=1e-9)
         if bad.any():
             b, i, q = (int(v) for v in bad.nonzero()[0])
@@ -453,14 +459,7 @@ def check_delta_step(answer: Callable) -> int:
         if not (isinstance(got, (tuple, list)) and len(got) == 2):
             raise AssertionError(f"delta_step: expected a pair (o, S_new) on {instance}, got {type(got).__name__}")
         for what, g_, w in (("S_new", got[1], want_S), ("o", got[0], want_o)):
-            try:
-                g_ = torch.as_tensor(g_, dtype=torch.float64)
-            except (TypeError, ValueError, RuntimeError):
-                raise AssertionError(f"delta_step: expected {what} a tensor of shape {tuple(w.shape)} on {instance}, "
-                                     f"got {type(g_).__name__}") from None
-            if g_.shape != w.shape:
-                raise AssertionError(f"delta_step: expected {what} of shape {tuple(w.shape)}, got {tuple(g_.shape)} "
-                                     f"on {instance}")
+            g_ = _as_tensor("delta_step", what, g_, tuple(w.shape), instance)
             if not torch.allclose(g_, w, rtol=1e-9, atol=1e-9):
                 raise AssertionError(f"delta_step: wrong {what} on {instance}\n  expected {what} = {_short(w, 40)}"
                                      f"\n  got      {what} = {_short(g_, 40)}")
