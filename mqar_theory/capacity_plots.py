@@ -51,8 +51,9 @@ def plot_recall_capacity(table, num_keys: int | None = None, title: str = ""):
         ax.set(xlabel="key dimension d_k", title=regime, ylim=(-0.02, 1.02))
     axes[0, 0].set_ylabel("fraction of keys recalled wrong")
     names = list(handles)
-    figure_legend(fig, [handles[n] for n in names], names + [], ncol=min(4, len(names)))
+    figure_legend(fig, [handles[n] for n in names], names, ncol=min(4, len(names)))
     if title:
         fig.suptitle(wrap_title(fig, title + " (dashed: the theory's prediction; dotted: d_k = K)"), fontsize=9)
     fig.tight_layout()
+    plt.close(fig)  # shown by display(fig), not a second time by the inline backend
     return fig

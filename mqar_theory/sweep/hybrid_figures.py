@@ -156,6 +156,7 @@ def plot_accuracy_vs_coverage(table, title: str = ""):
     if title:
         ax.set_title(wrap_title(fig, title, 9), fontsize=9)
     fig.tight_layout()
+    plt.close(fig)
     return fig
 
 
@@ -206,4 +207,5 @@ def plot_learned_selection(table, title: str = ""):
     if title:
         fig.suptitle(wrap_title(fig, title), fontsize=9)
     fig.tight_layout()
+    plt.close(fig)
     return fig

@@ -77,13 +77,11 @@ def coverage_prediction(summary, coverage, *, vocab_size: int, full: str = "hybr
     import pandas as pd
 
     from ..utils import is_int
+    from .gap import _check_columns
 
     if not (is_int(vocab_size) and vocab_size >= 2):
         raise ValueError(f"vocab_size={vocab_size!r}: must be an integer >= 2")
-    need = [c for c in ("seq_len", "model", "rule", "k", "accuracy", "accuracy_min", "accuracy_max")
-            if c not in summary.columns]
-    if need:
-        raise ValueError(f"summary: missing column(s) {need}")
+    _check_columns(summary, ["seq_len", "model", "rule", "k", "accuracy", "accuracy_min", "accuracy_max"], "summary")
     if summary["seq_len"].nunique() != 1 or ("d_model" in summary and summary["d_model"].nunique() != 1):
         raise ValueError("summary: must hold one (seq_len, d_model) cell")
     n = int(summary["seq_len"].iloc[0])
@@ -127,17 +125,17 @@ def learned_selection(best, records, *, baseconv: float, full: dict, min_gap: fl
     ((accuracy - ``baseconv``) / (``full[filter]`` - ``baseconv``): the gap from plain BaseConv to the same
     backbone, the same filter below, with full attention; ``full`` maps "long" and "short" to those accuracies;
     NaN when that gap is below ``min_gap``)."""
-    import json
     import math
 
     import pandas as pd
+
+    from .gap import _layers
 
     sel = selection_rows(records).drop(columns=["model"])
     b = best.merge(sel, on="hash", how="inner")
     out = []
     for model, g in b.groupby("model", sort=False):
-        kw = json.loads(g["mixer_kwargs"].iloc[0]) if isinstance(g["mixer_kwargs"].iloc[0], str) else \
-            g["mixer_kwargs"].iloc[0]
+        kw = _layers(g["mixer_kwargs"].iloc[0])
         layer = kw[int(g["layer"].iloc[0]) % len(kw)]
         below = kw[(int(g["layer"].iloc[0]) - 1) % len(kw)]
         acc = float(g["test_accuracy"].mean())
